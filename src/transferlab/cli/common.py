@@ -1,0 +1,62 @@
+"""Helpers shared by the subcommands: composing configs with Hydra and reporting errors in one paragraph."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig
+from omegaconf.errors import OmegaConfBaseException
+
+from transferlab.errors import TransferlabError
+from transferlab.paths import conf_dir
+
+EXIT_USER_ERROR = 2
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``transferlab: error: <message>`` to stderr and exit with status 2."""
+    print(f"transferlab: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USER_ERROR)
+
+
+def compose_config(overrides: Sequence[str], config_name: str = "train") -> DictConfig:
+    """Compose the config tree with Hydra's compose API, as ``transferlab train`` would.
+
+    Args:
+        overrides: Hydra override strings (``group=option``, ``key=value``, ``+key=value``).
+        config_name: Primary config name.
+
+    Returns:
+        The composed config (``hydra`` node removed).
+
+    Raises:
+        TransferlabError: Never; composition errors exit via :func:`fail` with Hydra's message.
+    """
+    try:
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name="transferlab"):
+            return compose(config_name=config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as err:
+        fail(f"{err}".strip())
+
+
+def user_errors_exit(func):  # noqa: ANN001, ANN201 - a small decorator
+    """Turn :class:`TransferlabError` into a one-paragraph message and exit status 2."""
+
+    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        try:
+            return func(*args, **kwargs)
+        except TransferlabError as err:
+            fail(str(err))
+
+    wrapper.__doc__ = func.__doc__
+    wrapper.__name__ = func.__name__
+    return wrapper
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the hand-written examples in each ``--help`` epilog as they are."""

@@ -1,0 +1,232 @@
+"""Strategy = data: a strategy is an ordered list of stages, each a frozen, validated :class:`StageSpec`.
+
+No subclass per strategy: ``scratch``, ``feature_extraction``, ``finetune``, ``gradual_unfreeze`` and ``lp_ft``
+are YAML files in ``conf/strategy/`` that the one engine applies. This module turns the plain config into
+typed specs and rejects bad values with messages that name the key, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from transferlab.errors import ConfigError
+
+BnMode = Literal["train", "eval", "frozen"]
+Optimizer = Literal["adamw", "adam", "sgd"]
+Scheduler = Literal["constant", "cosine", "linear"]
+Carry = Literal["best", "last"]
+Init = Literal["pretrained", "random"]
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage of a strategy: which layer groups train, for how long, how fast.
+
+    Attributes:
+        name: Stage name (the key under ``strategy.stages``).
+        epochs: Number of epochs of the stage (≥ 1).
+        trainable: Backbone groups that train from the first epoch: ``head`` (none), ``all``, ``top:K`` (the
+            top K groups) or a list of group-name patterns (fnmatch, e.g. ``[group4, top]``). The head always
+            trains.
+        lr_head: Learning rate of the head.
+        lr_backbone: Learning rate of the top backbone group; ``None`` means the same as ``lr_head``.
+        lr_decay: Layer-wise decay: group ``top - i`` gets ``lr_backbone * lr_decay**i``; ``None`` = no decay.
+        bn: BatchNorm behaviour in trainable groups: ``train`` (batch statistics, running stats update),
+            ``eval`` (running statistics used and kept, affine weights train), ``frozen`` (eval statistics
+            and affine weights frozen). BatchNorm layers of frozen groups are always in eval mode.
+        optimizer: ``adamw``, ``adam`` or ``sgd``.
+        weight_decay: Weight decay of weights; biases and norm weights never decay.
+        momentum: SGD momentum (ignored by Adam variants).
+        scheduler: Per-epoch learning-rate shape over the stage: ``constant``, ``cosine`` or ``linear``.
+        warmup_epochs: Linear warm-up epochs at the start of the stage (counted within ``epochs``).
+        min_lr_ratio: Floor of the cosine/linear decay as a fraction of the base learning rate.
+        unfreeze_every: Gradual unfreezing: every this many epochs one more backbone group (top-down) joins the
+            trainable set; ``None`` = the trainable set stays fixed for the stage.
+        unfreeze_max: Cap on the number of backbone groups gradual unfreezing opens; ``None`` = all.
+        carry: Weights that start the next stage (and are exported if this is the last one): ``best``
+            (highest ``val/acc`` of this stage) or ``last``.
+    """
+
+    name: str
+    epochs: int = 1
+    trainable: str | tuple[str, ...] = "all"
+    lr_head: float = 1e-3
+    lr_backbone: float | None = None
+    lr_decay: float | None = None
+    bn: BnMode = "train"
+    optimizer: Optimizer = "adamw"
+    weight_decay: float = 0.01
+    momentum: float = 0.9
+    scheduler: Scheduler = "cosine"
+    warmup_epochs: int = 0
+    min_lr_ratio: float = 0.0
+    unfreeze_every: int | None = None
+    unfreeze_max: int | None = None
+    carry: Carry = "best"
+
+    @property
+    def backbone_lr(self) -> float:
+        """The learning rate of the top backbone group (``lr_backbone`` or, if unset, ``lr_head``)."""
+        return self.lr_head if self.lr_backbone is None else self.lr_backbone
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """A named, ordered list of stages.
+
+    Attributes:
+        name: Strategy name (shown in logs, TensorBoard hparams and reports).
+        init: ``pretrained`` starts from the backbone's weights; ``random`` re-initialises it (the baseline).
+        head_dropout: Dropout before the linear head.
+        stages: The stages, in order.
+    """
+
+    name: str
+    stages: tuple[StageSpec, ...]
+    init: Init = "pretrained"
+    head_dropout: float = 0.0
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs summed over all stages."""
+        return sum(s.epochs for s in self.stages)
+
+
+_STAGE_FIELDS = {f.name: f for f in dataclasses.fields(StageSpec) if f.name != "name"}
+_STRATEGY_KEYS = ("name", "init", "head_dropout", "stages")
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "bn": get_args(BnMode),
+    "optimizer": get_args(Optimizer),
+    "scheduler": get_args(Scheduler),
+    "carry": get_args(Carry),
+}
+
+
+def _unknown_key(where: str, key: str, valid: list[str] | tuple[str, ...]) -> ConfigError:
+    close = difflib.get_close_matches(key, list(valid), n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return ConfigError(f"{where}.{key}: unknown key; {hint}valid keys: {', '.join(valid)}.")
+
+
+def _number(key: str, value: Any, *, kind: type, minimum: float | None = None, strict: bool = False) -> Any:
+    what = "an integer" if kind is int else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{key}={value!r}: expected {what}. Fix: {key}=<{what.split()[-1]}>.")
+    if kind is int and not float(value).is_integer():
+        raise ConfigError(f"{key}={value!r}: expected an integer. Fix: {key}={int(value)}.")
+    value = kind(value)
+    if minimum is not None and (value <= minimum if strict else value < minimum):
+        op = ">" if strict else "≥"
+        raise ConfigError(f"{key}={value!r}: must be {op} {minimum}.")
+    return value
+
+
+def _trainable(key: str, value: Any) -> str | tuple[str, ...]:
+    if isinstance(value, str):
+        if value in ("head", "all"):
+            return value
+        if value.startswith("top:"):
+            if not value[4:].isdigit():
+                raise ConfigError(f"{key}={value!r}: 'top:K' needs an integer K, e.g. {key}=top:2.")
+            return value
+        return (value,)  # a single pattern
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ConfigError(
+        f"{key}={value!r}: expected 'head', 'all', 'top:K' or a list of layer-group patterns "
+        f"(e.g. {key}=[group4,top]). Run 'transferlab plan' to see the group names."
+    )
+
+
+def parse_stage(name: str, raw: Mapping[str, Any], where: str) -> StageSpec:
+    """Validate one stage's plain config and build its :class:`StageSpec`.
+
+    Args:
+        name: Stage name.
+        raw: Plain mapping of the stage's keys.
+        where: Config path of the stage for messages (``strategy.stages.<name>``).
+
+    Raises:
+        ConfigError: On an unknown key or a bad value; the message names the key and the fix.
+    """
+    values: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in _STAGE_FIELDS:
+            raise _unknown_key(where, key, list(_STAGE_FIELDS))
+        full = f"{where}.{key}"
+        if value is None:
+            if key in ("lr_backbone", "lr_decay", "unfreeze_every", "unfreeze_max"):
+                values[key] = None
+                continue
+            raise ConfigError(f"{full}=null: a value is required here.")
+        if key in _CHOICES:
+            if value not in _CHOICES[key]:
+                raise ConfigError(f"{full}={value!r}: choose one of {', '.join(_CHOICES[key])}.")
+            values[key] = value
+        elif key == "trainable":
+            values[key] = _trainable(full, value)
+        elif key in ("epochs", "unfreeze_every"):
+            values[key] = _number(full, value, kind=int, minimum=1)
+        elif key in ("warmup_epochs", "unfreeze_max"):
+            values[key] = _number(full, value, kind=int, minimum=0)
+        elif key in ("lr_head", "lr_backbone"):
+            values[key] = _number(full, value, kind=float, minimum=0.0, strict=True)
+        elif key == "lr_decay":
+            values[key] = _number(full, value, kind=float, minimum=0.0, strict=True)
+            if values[key] > 1.0:
+                raise ConfigError(f"{full}={value!r}: layer decay must be in (0, 1] (lower groups learn slower).")
+        elif key in ("weight_decay", "momentum", "min_lr_ratio"):
+            values[key] = _number(full, value, kind=float, minimum=0.0)
+    spec = StageSpec(name=name, **values)
+    if spec.warmup_epochs >= spec.epochs and spec.warmup_epochs > 0:
+        raise ConfigError(
+            f"{where}.warmup_epochs={spec.warmup_epochs}: warm-up must be shorter than the stage "
+            f"({where}.epochs={spec.epochs}). Fix: lower warmup_epochs or raise epochs."
+        )
+    if spec.unfreeze_every is not None and spec.unfreeze_every >= spec.epochs:
+        raise ConfigError(
+            f"{where}.unfreeze_every={spec.unfreeze_every}: no unfreeze step fits in {spec.epochs} epochs. "
+            f"Fix: {where}.unfreeze_every=<fewer than epochs> or {where}.epochs=<more>."
+        )
+    return spec
+
+
+def parse_strategy(raw: Mapping[str, Any], where: str = "strategy") -> StrategySpec:
+    """Validate the ``strategy`` config group and build a :class:`StrategySpec`.
+
+    Args:
+        raw: Plain mapping (``OmegaConf.to_container(cfg.strategy, resolve=True)``).
+        where: Config path for messages.
+
+    Raises:
+        ConfigError: On unknown keys, bad values or no stages.
+    """
+    for key in raw:
+        if key not in _STRATEGY_KEYS:
+            raise _unknown_key(where, key, _STRATEGY_KEYS)
+    stages_raw = raw.get("stages")
+    if not isinstance(stages_raw, Mapping) or not stages_raw:
+        raise ConfigError(
+            f"{where}.stages: expected a mapping of stage name → stage settings with at least one stage; "
+            f"got {stages_raw!r}. See conf/strategy/*.yaml for examples."
+        )
+    stages = []
+    for name, stage_raw in stages_raw.items():
+        if stage_raw is None:  # a stage switched off with strategy.stages.<name>=null
+            continue
+        if not isinstance(stage_raw, Mapping):
+            raise ConfigError(f"{where}.stages.{name}={stage_raw!r}: expected a mapping of stage settings.")
+        stages.append(parse_stage(str(name), stage_raw, f"{where}.stages.{name}"))
+    if not stages:
+        raise ConfigError(f"{where}.stages: every stage is null; keep at least one.")
+    init = raw.get("init", "pretrained")
+    if init not in get_args(Init):
+        raise ConfigError(f"{where}.init={init!r}: choose one of {', '.join(get_args(Init))}.")
+    dropout = _number(f"{where}.head_dropout", raw.get("head_dropout", 0.0), kind=float, minimum=0.0)
+    if dropout >= 1.0:
+        raise ConfigError(f"{where}.head_dropout={dropout}: must be in [0, 1).")
+    return StrategySpec(name=str(raw.get("name", "custom")), stages=tuple(stages), init=init, head_dropout=dropout)

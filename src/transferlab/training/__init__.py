@@ -1,0 +1,1 @@
+"""Training: the TransferModule, freezing rules, optimizers, loggers, export and the run engine."""

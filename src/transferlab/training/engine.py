@@ -1,0 +1,233 @@
+"""The engine: one run, top to bottom — build, plan, fit each step, carry weights, test, export.
+
+Reads top to bottom like a recipe. The config is turned into typed values here, at the edge; nothing below
+reads ``cfg.a.b.c``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf
+
+from transferlab.backbones import create_backbone
+from transferlab.data import build_data
+from transferlab.errors import ConfigError
+from transferlab.strategies import compile_plan, format_plan, parse_strategy
+from transferlab.strategies.plan import Plan, StepPlan
+from transferlab.training.export import MODEL_FILE, export_model
+from transferlab.training.loggers import RunTensorBoardLogger
+from transferlab.training.module import TransferModule
+from transferlab.training.progress import StageProgressBar
+from transferlab.training.results import METRICS_FILE, format_summary, write_json_atomic
+from transferlab.training.trainer import build_trainer, trainer_kwargs
+
+log = logging.getLogger(__name__)
+
+CONFIG_FILE = "config.yaml"
+
+
+def _container(cfg: DictConfig, key: str) -> dict[str, Any]:
+    node = cfg.get(key)
+    return {} if node is None else OmegaConf.to_container(node, resolve=True)  # type: ignore[return-value]
+
+
+def build_module(cfg: DictConfig) -> tuple[TransferModule, pl.LightningDataModule, Plan]:
+    """Build backbone, data, module and plan from a composed config (no training).
+
+    Args:
+        cfg: The composed config.
+
+    Returns:
+        The module (head initialised), the data module (set up for fitting) and the compiled plan.
+
+    Raises:
+        ConfigError: On bad strategy or trainer values, before any weights load.
+    """
+    strategy = parse_strategy(_container(cfg, "strategy"))
+    backbone_cfg = _container(cfg, "backbone")
+    name, weights = backbone_cfg.get("name"), backbone_cfg.get("weights")
+    if strategy.init == "random":
+        if name == "checkpoint":
+            raise ConfigError(
+                "strategy.init=random with backbone=checkpoint: a checkpoint run starts from its weights. "
+                "Fix: pick the architecture instead, e.g. backbone=efficientnet_lite0 strategy=scratch."
+            )
+        weights = None  # the baseline: same architecture, random initialisation
+    backbone = create_backbone(str(name), weights=weights)
+    data = build_data(_container(cfg, "data"), backbone.data_config)
+    data.setup("fit")
+    hparams = {
+        "backbone_name": backbone.name,
+        "class_names": list(data.class_names),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    module = TransferModule(backbone, data.num_classes, strategy.head_dropout, hparams=hparams)
+    head_params = sum(p.numel() for p in module.head.parameters())
+    plan = compile_plan(strategy, module.groups.infos(), head_params)
+    return module, data, plan
+
+
+def _step_callbacks(cfg: DictConfig, step: StepPlan, run_dir: Path, num_stages: int) -> list[pl.Callback]:
+    ckpt = _container(cfg, "callbacks").get("checkpoint") or {}
+    callbacks: list[pl.Callback] = []
+    if ckpt.get("save_top_k", 0) or ckpt.get("save_last", False):
+        callbacks.append(
+            ModelCheckpoint(
+                dirpath=run_dir / "checkpoints" / step.label,
+                filename="best-epoch{epoch:02d}",
+                auto_insert_metric_name=False,
+                monitor="val/acc",
+                mode="max",
+                save_top_k=int(ckpt.get("save_top_k", 1)),
+                save_last=bool(ckpt.get("save_last", True)),
+            )
+        )
+    trainer_cfg = _container(cfg, "trainer")
+    if trainer_cfg.get("enable_progress_bar", True):
+        refresh = int((_container(cfg, "callbacks").get("progress_bar") or {}).get("refresh_rate", 1))
+        callbacks.append(StageProgressBar(num_stages, refresh_rate=refresh))
+    extra = cfg.callbacks.get("extra") if cfg.get("callbacks") else None
+    for key, spec in (extra or {}).items():
+        if spec is not None:
+            callbacks.append(instantiate(spec, _convert_="all") if "_target_" in spec else _bad_callback(key))
+    return callbacks
+
+
+def _bad_callback(key: str) -> pl.Callback:
+    raise ConfigError(
+        f"callbacks.extra.{key}: needs a '_target_' naming a Lightning callback class, e.g. "
+        f"+callbacks.extra.{key}._target_=lightning.pytorch.callbacks.EarlyStopping"
+    )
+
+
+def _stage_row(module: TransferModule, stage_name: str, epochs: int, seconds: float) -> dict[str, Any]:
+    rows = [r for r in module.history if r["stage"] == stage_name]
+    row: dict[str, Any] = {"epochs": epochs, "seconds": round(seconds, 2)}
+    if rows:
+        best = max(rows, key=lambda r: r.get("val/acc", float("-inf")))
+        row.update({"val/acc": best.get("val/acc"), "val/loss": best.get("val/loss"), "best_epoch": best["epoch"]})
+        row["train/loss"] = rows[-1].get("train/loss")
+    row.update(module.last_test)
+    return row
+
+
+def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Run every stage of the configured strategy and write the run's outputs into ``run_dir``.
+
+    Args:
+        cfg: The composed Hydra config.
+        run_dir: Output directory of this run (Hydra's ``runtime.output_dir``).
+
+    Returns:
+        The content written to ``metrics.json``.
+    """
+    start = time.perf_counter()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    kwargs = trainer_kwargs(_container(cfg, "trainer"))  # checked before any weights load
+    pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    module, data, plan = build_module(cfg)
+    log.info("data: %s", data.describe() if hasattr(data, "describe") else type(data).__name__)
+    log.info("plan:\n%s", format_plan(plan, module.hparams["backbone_name"]))
+
+    logger = RunTensorBoardLogger(str(run_dir)) if _container(cfg, "logger").get("tensorboard", True) else None
+    stages: dict[str, Any] = {}
+    trainer: pl.Trainer | None = None
+    num_stages = len(plan.strategy.stages)
+    for stage_index, stage in enumerate(plan.strategy.stages):
+        stage_start = time.perf_counter()
+        module.reset_best()
+        for step in (s for s in plan.steps if s.stage_index == stage_index):
+            module.set_step(step)
+            callbacks = _step_callbacks(cfg, step, run_dir, num_stages)
+            trainer = build_trainer(kwargs, step.epochs, logger, callbacks, str(run_dir))
+            trainer.fit(module, datamodule=data)
+            if logger is not None:
+                logger.step_offset += trainer.global_step
+        if stage.carry == "best" and module.best_state is not None:
+            module.load_state_dict(module.best_state)
+        module.last_test = {}
+        if cfg.get("test_each_stage", True) and trainer is not None:
+            trainer.test(module, datamodule=data, verbose=False)
+        stages[stage.name] = _stage_row(module, stage.name, stage.epochs, time.perf_counter() - stage_start)
+
+    assert trainer is not None  # a strategy has at least one stage with at least one epoch
+    if not module.last_test:
+        trainer.test(module, datamodule=data, verbose=False)
+    last = stages[plan.strategy.stages[-1].name]
+    final = {"test/acc": module.last_test["test/acc"], "test/loss": module.last_test["test/loss"]}
+    final["val/acc"] = last.get("val/acc")
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    (run_dir / CONFIG_FILE).write_text(OmegaConf.to_yaml(resolved))
+    files = [CONFIG_FILE, METRICS_FILE]
+    if cfg.get("export", True):
+        export_model(
+            module,
+            run_dir / MODEL_FILE,
+            {
+                "backbone_name": module.hparams["backbone_name"],
+                "num_classes": module.hparams["num_classes"],
+                "class_names": module.hparams["class_names"],
+                "config": resolved,
+                "format": "transferlab.model.v1",
+            },
+        )
+        files.insert(0, MODEL_FILE)
+    if logger is not None:
+        files.append("tensorboard/")
+        logger.step_offset = 0
+        logger.log_hyperparams(
+            _hparams(cfg, plan), metrics={f"hparams/{k.replace('/', '_')}": v for k, v in final.items() if v is not None}
+        )
+        logger.close()
+    if (run_dir / "checkpoints").is_dir():
+        files.append("checkpoints/")
+
+    metrics = {
+        "run_dir": str(run_dir),
+        "backbone": module.hparams["backbone_name"],
+        "data": _container(cfg, "data").get("name"),
+        "strategy": plan.strategy.name,
+        "seed": int(cfg.seed),
+        "num_classes": module.hparams["num_classes"],
+        "total_params": plan.total_params,
+        "seconds": round(time.perf_counter() - start, 2),
+        "final": final,
+        "stages": stages,
+        "epochs": module.history,
+        "files": files,
+    }
+    write_json_atomic(run_dir / METRICS_FILE, metrics)
+    return metrics
+
+
+def _hparams(cfg: DictConfig, plan: Plan) -> dict[str, Any]:
+    """Flat, plain hyperparameters for the HParams dashboard: choices and scalars that tell runs apart."""
+    out: dict[str, Any] = {"seed": int(cfg.seed), "strategy": plan.strategy.name}
+    for group in ("backbone", "data", "strategy", "trainer"):
+        flat = _flatten(_container(cfg, group), group)
+        out.update({k: v for k, v in flat.items() if isinstance(v, (int, float, str, bool)) or v is None})
+    return {k: ("null" if v is None else v) for k, v in out.items()}
+
+
+def _flatten(d: Any, prefix: str) -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}.{k}"))
+        return out
+    if isinstance(d, list):
+        return {prefix: str(d)}
+    return {prefix: d}
+
+
+def summary(metrics: dict[str, Any]) -> str:
+    """The short end-of-run table (see :func:`format_summary`)."""
+    return format_summary(metrics)

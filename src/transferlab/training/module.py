@@ -1,0 +1,179 @@
+"""TransferModule: a backbone, a linear head, and the plan step it is currently training."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from transferlab.strategies.plan import StepPlan
+from transferlab.training.freeze import GroupIndex, apply_module_modes
+from transferlab.training.optim import NO_DECAY_SUFFIX, build_optimizer, build_param_groups, build_scheduler
+
+
+class TransferModule(pl.LightningModule):
+    """Classifier = backbone features → dropout → linear head, trained one plan step at a time.
+
+    The engine calls :meth:`set_step` before each ``Trainer.fit``; the step decides which layer groups
+    train, the BatchNorm mode and the optimizer's named param groups. Frozen parts stay in eval mode.
+
+    Args:
+        backbone: A module implementing the Backbone contract.
+        num_classes: Number of output classes.
+        head_dropout: Dropout probability before the head.
+        hparams: Plain-data hyperparameters stored in checkpoints (``backbone_name``, ``num_classes``,
+            ``config``); never modules or objects, so checkpoints load with ``weights_only=True``.
+
+    Example:
+        >>> module = TransferModule(create_backbone("tv:resnet18"), num_classes=10)  # doctest: +SKIP
+        >>> module.set_step(plan.steps[0])  # doctest: +SKIP
+    """
+
+    def __init__(
+        self, backbone: nn.Module, num_classes: int, head_dropout: float = 0.0, hparams: dict[str, Any] | None = None
+    ) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise ValueError(f"num_classes={num_classes}: must be ≥ 1")
+        self.save_hyperparameters(dict(hparams or {}, num_classes=num_classes), logger=False)
+        self.backbone = backbone
+        self.dropout = nn.Dropout(head_dropout)
+        self.head = nn.Linear(int(backbone.num_features), num_classes)
+        self.groups = GroupIndex(backbone)
+        self.train_loss = MeanMetric()
+        self.val_loss = MeanMetric()
+        self.test_loss = MeanMetric()
+        self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        self.step_plan: StepPlan | None = None
+        self.history: list[dict[str, Any]] = []  # one row per trained epoch, over the whole run
+        self.best_score: float = float("-inf")
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.last_test: dict[str, float] = {}
+
+    # ---- plan steps -------------------------------------------------------------------------------
+    def set_step(self, step: StepPlan) -> None:
+        """Make ``step`` current: set ``requires_grad`` per layer group (the head always trains)."""
+        self.step_plan = step
+        self.groups.set_trainable(step.trainable_groups, step.stage.bn)
+        for p in self.head.parameters():
+            p.requires_grad_(True)
+
+    def reset_best(self) -> None:
+        """Forget the best weights (called at the start of each stage)."""
+        self.best_score, self.best_state = float("-inf"), None
+
+    def train(self, mode: bool = True) -> TransferModule:
+        """Switch modes; in training mode, frozen parts of the backbone stay in eval mode."""
+        super().train(mode)
+        if mode and self.step_plan is not None:
+            apply_module_modes(self.backbone, self.step_plan.stage.bn)
+        return self
+
+    def num_trainable(self) -> int:
+        """Trainable parameter elements right now (measured, not planned)."""
+        return sum(p.numel() for p in self.parameters() if p.requires_grad)
+
+    # ---- model --------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of shape ``(B, num_classes)``."""
+        return self.head(self.dropout(self.backbone.forward_features(x)))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        """Fresh optimizer for the current step; the per-epoch schedule continues the stage's shape."""
+        if self.step_plan is None:
+            raise RuntimeError("TransferModule.set_step() must be called before fitting")
+        step = self.step_plan
+        backbone = self.groups.trainable_params(step.trainable_groups, step.stage.bn)
+        optimizer = build_optimizer(step, build_param_groups(step, list(self.head.parameters()), backbone))
+        scheduler = build_scheduler(step, optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    # ---- loops --------------------------------------------------------------------------------------
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        """Cross-entropy on one batch; loss and accuracy accumulate on the device (no per-step sync)."""
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        self.train_loss.update(loss.detach())
+        self.train_acc.update(logits.detach(), y)
+        self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate validation loss and accuracy."""
+        x, y = batch
+        logits = self(x)
+        self.val_loss.update(F.cross_entropy(logits, y), weight=y.numel())
+        self.val_acc.update(logits, y)
+
+    def test_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        """Accumulate test loss and accuracy."""
+        x, y = batch
+        logits = self(x)
+        self.test_loss.update(F.cross_entropy(logits, y), weight=y.numel())
+        self.test_acc.update(logits, y)
+
+    def on_train_epoch_start(self) -> None:
+        """Record and log what is really training this epoch: trainable count, stage, LR per param group."""
+        step = self.step_plan
+        assert step is not None  # set_step() precedes every fit
+        # Lightning no longer calls train() when fitting starts; the override applies the freeze modes.
+        self.train()
+        optimizer = self.trainer.optimizers[0]
+        lrs = {
+            g["name"]: float(g["lr"]) for g in optimizer.param_groups if not g["name"].endswith(NO_DECAY_SUFFIX)
+        }
+        # Groups made only of biases/norm weights exist only under their /no_decay name.
+        for g in optimizer.param_groups:
+            lrs.setdefault(g["base_name"], float(g["lr"]))
+        row = {
+            "epoch": step.global_first_epoch + self.current_epoch,
+            "stage": step.stage.name,
+            "step": step.label,
+            "trainable_params": self.num_trainable(),
+            "lr": lrs,
+        }
+        self.history.append(row)
+        self.log("trainable_params", float(row["trainable_params"]), on_step=False, on_epoch=True)
+        self.log("stage", float(step.stage_index + 1), on_step=False, on_epoch=True)
+        for name, lr in lrs.items():
+            self.log(f"lr/{name}", lr, on_step=False, on_epoch=True)
+
+    def on_train_epoch_end(self) -> None:
+        """Log epoch-level training loss and accuracy."""
+        loss, acc = self.train_loss.compute(), self.train_acc.compute()
+        self.log_dict({"train/loss_epoch": loss, "train/acc": acc})
+        if self.history:
+            self.history[-1].update({"train/loss": float(loss), "train/acc": float(acc)})
+        self.train_loss.reset()
+        self.train_acc.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        """Log validation metrics and keep a copy of the best weights of the stage (by ``val/acc``)."""
+        loss, acc = self.val_loss.compute(), self.val_acc.compute()
+        self.val_loss.reset()
+        self.val_acc.reset()
+        self.log_dict({"val/loss": loss, "val/acc": acc}, prog_bar=True)
+        if self.trainer.sanity_checking:
+            return
+        score = float(acc)
+        if self.history:
+            self.history[-1].update({"val/loss": float(loss), "val/acc": score})
+        if score > self.best_score:
+            self.best_score = score
+            self.best_state = {k: v.detach().clone().cpu() for k, v in self.state_dict().items()}
+
+    def on_test_epoch_end(self) -> None:
+        """Log test metrics."""
+        loss, acc = self.test_loss.compute(), self.test_acc.compute()
+        self.test_loss.reset()
+        self.test_acc.reset()
+        self.last_test = {"test/loss": float(loss), "test/acc": float(acc)}
+        self.log_dict({"test/loss": loss, "test/acc": acc})

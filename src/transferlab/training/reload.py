@@ -1,0 +1,94 @@
+"""Reload a finished run (run dir, ``model.safetensors`` or Lightning ``.ckpt``) as a TransferModule."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file
+
+from transferlab.errors import WeightsError
+from transferlab.training.export import MODEL_FILE, read_metadata
+
+
+@dataclass(frozen=True)
+class SavedModel:
+    """What a run saved: tensors of ``backbone.*`` and ``head.*`` and the run's plain-data description.
+
+    Attributes:
+        path: The file the tensors came from.
+        state_dict: ``backbone.*`` and ``head.*`` tensors.
+        backbone_name: Registry name of the architecture.
+        num_classes: Number of classes of the head.
+        class_names: Class names, index-aligned.
+        config: The run's resolved config (plain dict).
+    """
+
+    path: Path
+    state_dict: dict[str, torch.Tensor]
+    backbone_name: str
+    num_classes: int
+    class_names: list[str]
+    config: dict[str, Any]
+
+
+def _resolve(path: Path) -> Path:
+    if path.is_dir():
+        if (path / MODEL_FILE).is_file():
+            return path / MODEL_FILE
+        lasts = sorted(path.glob("checkpoints/**/last.ckpt"), key=lambda p: p.stat().st_mtime)
+        if lasts:
+            return lasts[-1]
+        raise WeightsError(
+            f"{path}: no {MODEL_FILE} and no checkpoints/**/last.ckpt in this directory. "
+            f"Fix: pass a finished run's directory (it holds {MODEL_FILE}) or a .ckpt/.safetensors file."
+        )
+    if not path.is_file():
+        raise WeightsError(f"{path}: no such file or directory. Fix: pass a run directory or a model file.")
+    return path
+
+
+def load_saved_model(path: str | Path) -> SavedModel:
+    """Read a model saved by ``transferlab train`` without unpickling arbitrary objects.
+
+    Args:
+        path: A run directory, a ``model.safetensors`` or a Lightning ``.ckpt`` written by transferlab.
+
+    Returns:
+        The saved model.
+
+    Raises:
+        WeightsError: If the file is missing, unreadable or not a transferlab model.
+    """
+    file = _resolve(Path(path))
+    try:
+        if file.suffix == ".safetensors":
+            tensors = load_file(str(file))
+            meta = read_metadata(file)
+            info = {k: (v if k == "backbone_name" else json.loads(v)) for k, v in meta.items() if k != "format"}
+        else:
+            ckpt = torch.load(file, map_location="cpu", weights_only=True)
+            tensors = ckpt["state_dict"]
+            info = dict(ckpt.get("hyper_parameters") or {})
+    except WeightsError:
+        raise
+    except Exception as err:  # truncated files, foreign pickles refused by weights_only, bad JSON
+        raise WeightsError(f"{file}: cannot be read as a transferlab model ({type(err).__name__}: {err}).") from err
+    missing = [k for k in ("backbone_name", "num_classes", "config") if k not in info]
+    if missing:
+        raise WeightsError(
+            f"{file}: not written by 'transferlab train' (no {', '.join(missing)} metadata). "
+            "Fix: to use foreign weights, start a run with backbone=<arch> backbone.weights=<file>."
+        )
+    state = {k: v for k, v in tensors.items() if k.startswith(("backbone.", "head."))}
+    return SavedModel(
+        path=file,
+        state_dict=state,
+        backbone_name=str(info["backbone_name"]),
+        num_classes=int(info["num_classes"]),
+        class_names=list(info.get("class_names") or []),
+        config=dict(info["config"]),
+    )
