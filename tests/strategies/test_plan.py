@@ -3,9 +3,21 @@ import math
 import pytest
 
 from transferlab.errors import ConfigError
-from transferlab.strategies import GroupInfo, compile_plan, format_plan, lr_factor, parse_strategy, plan_to_dict
+from transferlab.strategies import (
+    GroupInfo,
+    compile_plan,
+    format_plan,
+    lr_factor,
+    parse_strategy,
+    plan_to_dict,
+)
 
-GROUPS = [GroupInfo("stem", 100, 10), GroupInfo("g1", 200, 20), GroupInfo("g2", 300, 30), GroupInfo("top", 400, 0)]
+GROUPS = [
+    GroupInfo("stem", 100, 10),
+    GroupInfo("g1", 200, 20),
+    GroupInfo("g2", 300, 30),
+    GroupInfo("top", 400, 0),
+]
 HEAD = 50
 TOTAL = 1050
 
@@ -33,7 +45,13 @@ def test_lp_ft_two_stages_and_global_epochs():
     assert [s.label for s in plan.steps] == ["probe", "ft"], plan.steps
     assert plan.steps[1].global_first_epoch == 2 and plan.steps[1].first_epoch == 0, plan.steps[1]
     assert plan.steps[1].trainable_params == TOTAL, plan.steps[1]
-    assert set(plan.steps[1].param_group_lrs) == {"head", "backbone.stem", "backbone.g1", "backbone.g2", "backbone.top"}
+    assert set(plan.steps[1].param_group_lrs) == {
+        "head",
+        "backbone.stem",
+        "backbone.g1",
+        "backbone.g2",
+        "backbone.top",
+    }
     assert [r[0] for r in plan.epoch_rows()] == [0, 1, 2, 3, 4], "one row per epoch over the run"
 
 
@@ -48,8 +66,17 @@ def test_gradual_unfreeze_opens_one_group_per_epoch_top_down_with_capped_count()
 
 def test_layer_decay_and_schedule_continue_across_unfreeze_steps():
     plan = plan_for(
-        {"u": {"epochs": 4, "trainable": "top:1", "unfreeze_every": 2, "lr_head": 1.0, "lr_backbone": 0.5,
-               "lr_decay": 0.5, "scheduler": "cosine"}}
+        {
+            "u": {
+                "epochs": 4,
+                "trainable": "top:1",
+                "unfreeze_every": 2,
+                "lr_head": 1.0,
+                "lr_backbone": 0.5,
+                "lr_decay": 0.5,
+                "scheduler": "cosine",
+            }
+        }
     )
     second = plan.steps[1]
     assert second.trainable_groups == ("g2", "top"), second
@@ -76,7 +103,10 @@ def test_patterns_select_groups_and_bad_patterns_fail_with_the_group_list():
 
 def test_warmup_then_linear_decay_factors():
     stage = parse_strategy(
-        {"name": "x", "stages": {"a": {"epochs": 5, "warmup_epochs": 1, "scheduler": "linear", "min_lr_ratio": 0.2}}}
+        {
+            "name": "x",
+            "stages": {"a": {"epochs": 5, "warmup_epochs": 1, "scheduler": "linear", "min_lr_ratio": 0.2}},
+        }
     ).stages[0]
     got = [lr_factor(stage, e) for e in range(5)]
     assert got == pytest.approx([0.5, 1.0, 0.8, 0.6, 0.4]), got

@@ -46,11 +46,11 @@ def test_bad_stage_values_name_key_value_and_fix(stage, needle):
 
 
 def test_strategy_level_errors():
-    with pytest.raises(ConfigError, match="strategy.stages: expected a mapping"):
+    with pytest.raises(ConfigError, match=r"strategy\.stages: expected a mapping"):
         parse_strategy({"name": "x", "stages": []})
-    with pytest.raises(ConfigError, match="strategy.init='imagenet'"):
+    with pytest.raises(ConfigError, match=r"strategy\.init='imagenet'"):
         parse_strategy({"name": "x", "init": "imagenet", "stages": {"a": {"epochs": 1}}})
-    with pytest.raises(ConfigError, match="strategy.stage: unknown key; did you mean 'stages'"):
+    with pytest.raises(ConfigError, match=r"strategy\.stage: unknown key; did you mean 'stages'"):
         parse_strategy({"name": "x", "stage": {}})
     with pytest.raises(ConfigError, match="every stage is null"):
         parse_strategy({"name": "x", "stages": {"a": None}})

@@ -9,7 +9,7 @@ from transferlab.training.module import TransferModule
 
 class RandomData(pl.LightningDataModule):
     num_classes = 3
-    class_names = ["a", "b", "c"]
+    class_names = ("a", "b", "c")
 
     def __init__(self):
         super().__init__()
@@ -30,8 +30,13 @@ def fit(module, plan):
     for step in plan.steps:
         module.set_step(step)
         trainer = pl.Trainer(
-            max_epochs=step.epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-            enable_model_summary=False, accelerator="cpu", num_sanity_val_steps=0,
+            max_epochs=step.epochs,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            accelerator="cpu",
+            num_sanity_val_steps=0,
         )
         trainer.fit(module, datamodule=RandomData())
 
@@ -90,8 +95,14 @@ def test_optimizer_param_groups_are_named_and_skip_decay_on_biases_and_norms(tin
     opt = module.configure_optimizers()["optimizer"]
     by_name = {g["name"]: g for g in opt.param_groups}
     assert set(by_name) == {
-        "head", "head/no_decay", "backbone.stem", "backbone.stem/no_decay", "backbone.block1",
-        "backbone.block1/no_decay", "backbone.block2", "backbone.block2/no_decay",
+        "head",
+        "head/no_decay",
+        "backbone.stem",
+        "backbone.stem/no_decay",
+        "backbone.block1",
+        "backbone.block1/no_decay",
+        "backbone.block2",
+        "backbone.block2/no_decay",
     }, sorted(by_name)
     assert all(p.ndim <= 1 for p in by_name["backbone.stem/no_decay"]["params"]), "biases and norms only"
     assert by_name["backbone.stem/no_decay"]["weight_decay"] == 0.0 and by_name["head"]["weight_decay"] == 0.05

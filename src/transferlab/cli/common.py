@@ -44,10 +44,10 @@ def compose_config(overrides: Sequence[str], config_name: str = "train") -> Dict
         fail(f"{err}".strip())
 
 
-def user_errors_exit(func):  # noqa: ANN001, ANN201 - a small decorator
+def user_errors_exit(func):
     """Turn :class:`TransferlabError` into a one-paragraph message and exit status 2."""
 
-    def wrapper(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+    def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
         except TransferlabError as err:

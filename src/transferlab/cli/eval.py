@@ -54,11 +54,12 @@ def _data_config(saved_config: dict, overrides: list[str]) -> dict:
             key, value = item.split("=", 1)
             OmegaConf.update(data, key[len("data.") :], _parse(value))
     except OmegaConfBaseException as err:
-        raise ConfigError(f"{item}: {err}".splitlines()[0] + " Fix: check the key against the run's config.yaml.")
+        first = f"{item}: {err}".splitlines()[0]
+        raise ConfigError(f"{first} Fix: check the key against the run's config.yaml.") from None
     return OmegaConf.to_container(data, resolve=True)  # type: ignore[return-value]
 
 
-def _parse(value: str):  # noqa: ANN202 - YAML scalar parsing like Hydra's
+def _parse(value: str):
     import yaml
 
     return yaml.safe_load(value)

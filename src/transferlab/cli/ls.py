@@ -77,7 +77,10 @@ def _list_registry(pattern: str) -> None:
     names = list_backbones(pattern)
     if pattern == "*":
         names = [n for n in names if not n.startswith("timm:")]
-        footer = "  (any timm model: backbone=timm backbone.name=timm:<model>; list them with 'transferlab ls backbone timm:*')"
+        footer = (
+            "  (any timm model: backbone=timm backbone.name=timm:<model>; "
+            "list them with 'transferlab ls backbone timm:*')"
+        )
     else:
         footer = ""
     print("backbone names (backbone.name=...):")

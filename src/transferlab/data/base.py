@@ -23,6 +23,7 @@ class TransferData(Protocol):
             package knows it from construction).
         class_names: Human-readable class names, index-aligned with labels.
         augment_enabled: Whether training batches are randomly augmented (features may be cached only if not).
+
     """
 
     num_classes: int
@@ -57,6 +58,7 @@ class TransferDataModule(pl.LightningDataModule):
         options: The common options (batch size, workers, image size, seed, pinning).
         augment: Training augmentation.
         class_names: Class names, index-aligned with labels.
+
     """
 
     name: ClassVar[str] = ""
@@ -79,6 +81,7 @@ class TransferDataModule(pl.LightningDataModule):
         Raises:
             ConfigError: on a bad value.
             DataError: when the data cannot be found.
+
         """
         raise NotImplementedError
 
@@ -93,30 +96,43 @@ class TransferDataModule(pl.LightningDataModule):
         return self.augment.enabled
 
     @property
+    def title(self) -> str:
+        """Name shown by :meth:`describe` (the registry name unless a subclass says more)."""
+        return self.name
+
+    @property
     def is_setup(self) -> bool:
         """Whether ``setup`` has built the splits."""
         return self.train_set is not None
 
     def _loader(self, dataset: Dataset | None, split: str) -> DataLoader:
         if dataset is None:
-            raise RuntimeError(f"{type(self).__name__}.{split}_dataloader() called before setup(); call setup().")
+            raise RuntimeError(
+                f"{type(self).__name__}.{split}_dataloader() called before setup(); call setup()."
+            )
         o = self.options
         train = split == "train"
-        # The shuffle seed is offset from the split seed so the two streams are not the same numbers.
-        return make_loader(dataset, batch_size=o.batch_size, shuffle=train, seed=o.seed + 1,
-                           num_workers=o.num_workers, pin_memory=o.pin_memory, collate_fn=type(self).collate_fn,
-                           train=train)
+        return make_loader(
+            dataset,
+            batch_size=o.batch_size,
+            shuffle=train,
+            seed=o.seed,
+            num_workers=o.num_workers,
+            pin_memory=o.pin_memory,
+            collate_fn=type(self).collate_fn,
+            train=train,
+        )
 
     def train_dataloader(self) -> DataLoader:
-        """Shuffled (seeded) training batches, augmented when augmentation is on."""
+        """Return shuffled (seeded) training batches, augmented when augmentation is on."""
         return self._loader(self.train_set, "train")
 
     def val_dataloader(self) -> DataLoader:
-        """Validation batches in a fixed order."""
+        """Return validation batches in a fixed order."""
         return self._loader(self.val_set, "val")
 
     def test_dataloader(self) -> DataLoader:
-        """Test batches in a fixed order."""
+        """Return test batches in a fixed order."""
         return self._loader(self.test_set, "test")
 
     def describe(self) -> str:
@@ -124,9 +140,11 @@ class TransferDataModule(pl.LightningDataModule):
         if not self.is_setup:
             sizes = "not set up"
         else:
-            sizes = " / ".join(f"{s} {len(d)}" for s, d in  # type: ignore[arg-type]
-                               (("train", self.train_set), ("val", self.val_set), ("test", self.test_set)))
+            sets = {"train": self.train_set, "val": self.val_set, "test": self.test_set}
+            sizes = " / ".join(f"{split} {len(d)}" for split, d in sets.items())  # type: ignore[arg-type]
         names = ", ".join(self.class_names[:5]) + (", …" if self.num_classes > 5 else "")
         aug = "augment on" if self.augment_enabled else "augment off"
-        return (f"{self.name}: {self.num_classes} classes ({names}), {sizes}, {self.options.image_size} px, "
-                f"batch {self.options.batch_size}, {aug}")
+        return (
+            f"{self.title}: {self.num_classes} classes ({names}), {sizes}, {self.options.image_size} px, "
+            f"batch {self.options.batch_size}, {aug}"
+        )

@@ -25,8 +25,7 @@ def format_plan(plan: Plan, backbone_name: str = "") -> str:
     lines = [
         f"strategy {s.name} (init={s.init}) · backbone {backbone_name or '?'} · "
         f"{_fmt_int(plan.total_params)} parameters (head {_fmt_int(plan.head_params)})",
-        "layer groups (stem → top): "
-        + ", ".join(f"{g.name} {_fmt_int(g.num_params)}" for g in plan.groups),
+        "layer groups (stem → top): " + ", ".join(f"{g.name} {_fmt_int(g.num_params)}" for g in plan.groups),
     ]
     n_stages = len(s.stages)
     for step in plan.steps:

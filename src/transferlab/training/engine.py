@@ -184,7 +184,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         files.append("tensorboard/")
         logger.step_offset = 0
         logger.log_hyperparams(
-            _hparams(cfg, plan), metrics={f"hparams/{k.replace('/', '_')}": v for k, v in final.items() if v is not None}
+            _hparams(cfg, plan),
+            metrics={f"hparams/{k.replace('/', '_')}": v for k, v in final.items() if v is not None},
         )
         logger.close()
     if (run_dir / "checkpoints").is_dir():

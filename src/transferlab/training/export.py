@@ -26,9 +26,7 @@ def export_model(module: torch.nn.Module, path: Path, metadata: dict[str, Any]) 
         The path written.
     """
     tensors = {
-        k: v.detach().contiguous().cpu()
-        for k, v in module.state_dict().items()
-        if k.startswith(("backbone.", "head."))
+        k: v.detach().contiguous().cpu() for k, v in module.state_dict().items() if k.startswith(("backbone.", "head."))
     }
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     tmp = path.with_suffix(path.suffix + ".tmp")

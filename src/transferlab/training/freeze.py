@@ -61,7 +61,7 @@ class GroupIndex:
                 num_params=sum(p.numel() for _, p in members),
                 num_norm_params=sum(p.numel() for _, p in members if id(p) in self.norm_params),
             )
-            for g, members in zip(self.groups, self.params)
+            for g, members in zip(self.groups, self.params, strict=False)
         ]
 
     def set_trainable(self, trainable: Iterable[str], bn: BnMode) -> None:
@@ -72,7 +72,7 @@ class GroupIndex:
             bn: BatchNorm mode; ``frozen`` keeps BatchNorm affine weights frozen even in trainable groups.
         """
         open_names = set(trainable)
-        for group, members in zip(self.groups, self.params):
+        for group, members in zip(self.groups, self.params, strict=False):
             for _, p in members:
                 p.requires_grad_(group.name in open_names and not (bn == "frozen" and id(p) in self.norm_params))
 
@@ -80,7 +80,7 @@ class GroupIndex:
         """Trainable parameters per group name (the optimizer's param groups)."""
         open_names = set(trainable)
         out = {}
-        for group, members in zip(self.groups, self.params):
+        for group, members in zip(self.groups, self.params, strict=False):
             if group.name in open_names:
                 keep = [p for _, p in members if not (bn == "frozen" and id(p) in self.norm_params)]
                 if keep:

@@ -35,7 +35,11 @@ class TransferModule(pl.LightningModule):
     """
 
     def __init__(
-        self, backbone: nn.Module, num_classes: int, head_dropout: float = 0.0, hparams: dict[str, Any] | None = None
+        self,
+        backbone: nn.Module,
+        num_classes: int,
+        head_dropout: float = 0.0,
+        hparams: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -127,9 +131,7 @@ class TransferModule(pl.LightningModule):
         # Lightning no longer calls train() when fitting starts; the override applies the freeze modes.
         self.train()
         optimizer = self.trainer.optimizers[0]
-        lrs = {
-            g["name"]: float(g["lr"]) for g in optimizer.param_groups if not g["name"].endswith(NO_DECAY_SUFFIX)
-        }
+        lrs = {g["name"]: float(g["lr"]) for g in optimizer.param_groups if not g["name"].endswith(NO_DECAY_SUFFIX)}
         # Groups made only of biases/norm weights exist only under their /no_decay name.
         for g in optimizer.param_groups:
             lrs.setdefault(g["base_name"], float(g["lr"]))

@@ -44,7 +44,13 @@ def build_param_groups(
         for suffix, members, wd in (("", decay, stage.weight_decay), (NO_DECAY_SUFFIX, no_decay, 0.0)):
             if members:
                 groups.append(
-                    {"params": members, "lr": base_lr, "weight_decay": wd, "name": name + suffix, "base_name": name}
+                    {
+                        "params": members,
+                        "lr": base_lr,
+                        "weight_decay": wd,
+                        "name": name + suffix,
+                        "base_name": name,
+                    }
                 )
     return groups
 

@@ -44,7 +44,7 @@ def format_summary(metrics: dict[str, Any]) -> str:
         rows.append((name, str(m["epochs"]), _fmt(m.get("val/acc")), _fmt(m.get("test/acc")), f"{m['seconds']:.1f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"transferlab: run finished in {metrics['seconds']:.1f} s → {metrics['run_dir']}"]
-    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) for r in rows]
     final = metrics["final"]
     lines.append("  final: " + "  ".join(f"{k} {_fmt(v)}" for k, v in final.items()))
     lines.append(f"  outputs: {', '.join(metrics['files'])}")

@@ -1,0 +1,134 @@
+"""Your own images: a folder of class folders (or of ``train/``, ``val/``, ``test/`` folders of them).
+
+Example:
+    >>> cfg = {"name": "image_folder", "root": "~/photos", "shots_per_class": 10}
+    >>> dm = build_data(cfg, backbone.data_config)
+
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from transferlab.backbones.base import DataConfig
+from transferlab.data.base import TransferDataModule
+from transferlab.data.folders import FolderTree, list_samples, read_tree
+from transferlab.data.image_datasets import ImageFileList, TransformedView
+from transferlab.data.options import (
+    CommonOptions,
+    check_split_fractions,
+    read_common,
+    read_float,
+    read_required_str,
+    read_shots,
+)
+from transferlab.data.splits import stratified_split, subsample_per_class
+from transferlab.data.transforms import AugmentSpec, eval_transform, parse_augment, train_transform
+from transferlab.errors import ConfigError
+
+
+class ImageFolderDataModule(TransferDataModule):
+    """Images read from class folders with PIL, augmented and resized by torchvision transforms v2.
+
+    The folder tree is read when the module is built, so a missing root, an empty class folder or a class
+    absent from a split fails at once with the folder's path. Val/test folders that are absent are carved,
+    stratified and seeded, from ``train/`` (or from the single pool).
+
+    Args:
+        root: The root folder.
+        data_config: Backbone preprocessing (mean/std, interpolation, crop_pct, channels).
+        options: Common options.
+        augment: Training augmentation.
+        shots_per_class: Keep this many training samples per class (``None`` = all).
+        label_fraction: Keep this fraction of each class's training samples (``None`` = all).
+        val_fraction: Fraction of each class carved for validation when there is no ``val/`` folder.
+        test_fraction: Fraction of each class carved for testing when there is no ``test/`` folder.
+
+    Raises:
+        DataError: on a missing or malformed folder tree.
+        ConfigError: on bad fractions.
+
+    """
+
+    name = "image_folder"
+    KEYS = ("root", "shots_per_class", "label_fraction", "val_fraction", "test_fraction")
+
+    def __init__(
+        self,
+        root: str | Path,
+        data_config: DataConfig,
+        options: CommonOptions,
+        augment: AugmentSpec | None = None,
+        *,
+        shots_per_class: int | None = None,
+        label_fraction: float | None = None,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.2,
+    ) -> None:
+        tree = read_tree(Path(root).expanduser())
+        super().__init__(options, augment or AugmentSpec(), tree.class_names)
+        if shots_per_class is not None and label_fraction is not None:
+            raise ConfigError("data.shots_per_class and data.label_fraction are both set; leave one null.")
+        self.tree: FolderTree = tree
+        self.val_fraction = val_fraction if "val" not in tree.splits else 0.0
+        self.test_fraction = test_fraction if "test" not in tree.splits else 0.0
+        check_split_fractions(self.val_fraction, self.test_fraction)
+        self.shots_per_class = shots_per_class
+        self.label_fraction = label_fraction
+        self.mode = "RGB" if data_config.in_chans == 3 else "L"
+        self.train_tf = train_transform(self.augment, options.image_size, data_config)
+        self.eval_tf = eval_transform(options.image_size, data_config)
+        self.samples = self._scan()
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any], data_config: DataConfig) -> ImageFolderDataModule:
+        """Build from the plain ``data`` config; see ``conf/data/image_folder.yaml``."""
+        shots, fraction = read_shots(cfg)
+        return cls(
+            read_required_str(cfg, "root", "/path/to/images"),
+            data_config,
+            read_common(cfg, data_config.input_size, default_workers=2),
+            parse_augment(cfg.get("augment")),
+            shots_per_class=shots,
+            label_fraction=fraction,
+            val_fraction=read_float(cfg, "val_fraction", 0.15, low_open=True),  # type: ignore[arg-type]
+            test_fraction=read_float(cfg, "test_fraction", 0.2, low_open=True),  # type: ignore[arg-type]
+        )
+
+    def _scan(self) -> dict[str, list[tuple[Path, int]]]:
+        """List the images of every split folder (raises on an empty class folder)."""
+        return {split: list_samples(folder, self.class_names) for split, folder in self.tree.splits.items()}
+
+    def setup(self, stage: str | None = None) -> None:
+        """Split the listed images and attach the train/eval transforms (once)."""
+        if self.is_setup:
+            return
+        pool_name = "all" if self.tree.pooled else "train"
+        # One file list over every split folder; each split is a set of indices into it.
+        order = [pool_name] + [s for s in ("val", "test") if s in self.samples]
+        files = ImageFileList([s for split in order for s in self.samples[split]])
+        offsets = np.cumsum([0] + [len(self.samples[s]) for s in order])
+        start = dict(zip(order, offsets[:-1].tolist(), strict=True))
+        pool_labels = np.asarray([label for _, label in self.samples[pool_name]])
+        split = stratified_split(pool_labels, self.val_fraction, self.test_fraction, self.options.seed)
+        train = subsample_per_class(
+            pool_labels,
+            split.train,
+            self.options.seed,
+            shots_per_class=self.shots_per_class,
+            label_fraction=self.label_fraction,
+            class_names=self.class_names,
+        )
+
+        def own(name: str, carved: np.ndarray) -> np.ndarray:
+            if name not in start or name == pool_name:
+                return carved
+            return np.arange(start[name], start[name] + len(self.samples[name]))
+
+        self.train_set = TransformedView(files, train, self.train_tf, self.mode)
+        self.val_set = TransformedView(files, own("val", split.val), self.eval_tf, self.mode)
+        self.test_set = TransformedView(files, own("test", split.test), self.eval_tf, self.mode)
