@@ -10,6 +10,7 @@ from safetensors.torch import load_file
 from tests.clitools import FAST, run_cli
 
 OVERRIDES = [
+    "trainer.log_every_n_steps=1",
     "strategy=lp_ft",
     "strategy.stages.probe.epochs=1",
     "strategy.stages.finetune.epochs=2",
@@ -64,7 +65,7 @@ def test_tensorboard_has_scalars_and_an_hparams_session_with_real_metrics(finish
         "val/acc",
         "test/acc",
         "lr/head",
-        "lr/backbone.top",
+        "lr/backbone.group7",
         "trainable_params",
         "stage",
         "hparams/test_acc",
