@@ -22,9 +22,7 @@ def test_parse_defaults_off_and_values():
     assert parse_augment(None) == AugmentSpec() and not AugmentSpec().enabled, "no augment dict = all off"
     spec = parse_augment(ALL_ON)
     assert spec.enabled and spec.random_resized_crop == 0.5 and spec.rotate == 20.0, f"parsed {spec}"
-    assert not parse_augment({"random_resized_crop": None, "hflip": False, "rotate": 0}).enabled, (
-        "zeros are off"
-    )
+    assert not parse_augment({"random_resized_crop": None, "hflip": False, "rotate": 0}).enabled, "zeros are off"
 
 
 @pytest.mark.parametrize(

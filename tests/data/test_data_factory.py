@@ -34,22 +34,16 @@ def test_every_yaml_is_found():
 @pytest.mark.parametrize("path", DATA_YAMLS, ids=lambda p: p.stem)
 def test_yaml_composes_and_builds(path, tmp_path, make_tree, data_config):
     first = path.read_text().splitlines()[0]
-    assert first.startswith("# ") and "data=" in first, (
-        f"{path.name} should start with a comment and an example"
-    )
+    assert first.startswith("# ") and "data=" in first, f"{path.name} should start with a comment and an example"
     root = OmegaConf.create({"seed": 3, "paths": {"data_dir": str(tmp_path)}, "data": OmegaConf.load(path)})
     if root.data.name == "image_folder":
         root.data.root = str(make_tree({"a": 3, "b": 3}))
     cfg = OmegaConf.to_container(root.data, resolve=True)
     dm = build_data(cfg, data_config)
     assert isinstance(dm, TransferData), f"{path.name}: {type(dm).__name__} does not satisfy TransferData"
-    assert dm.options.seed == 3, (
-        f"{path.name}: data.seed should follow the top-level seed, got {dm.options.seed}"
-    )
+    assert dm.options.seed == 3, f"{path.name}: data.seed should follow the top-level seed, got {dm.options.seed}"
     assert dm.num_classes >= 2, f"{path.name}: num_classes should be known before setup, got {dm.num_classes}"
-    assert dm.options.pin_memory == torch.cuda.is_available(), (
-        f"{path.name}: pin_memory null = CUDA available"
-    )
+    assert dm.options.pin_memory == torch.cuda.is_available(), f"{path.name}: pin_memory null = CUDA available"
 
 
 def test_conf_dir_holds_the_data_group():

@@ -57,9 +57,7 @@ def test_class_subset_is_remapped_in_given_order(data_config):
         f"classes=[5..9] should give class_names '5'..'9', got {dm.class_names}"
     )
     for split in (dm.train_set, dm.val_set, dm.test_set):
-        assert set(labels(split).tolist()) == set(range(5)), (
-            f"labels {set(labels(split).tolist())} are not 0..4"
-        )
+        assert set(labels(split).tolist()) == set(range(5)), f"labels {set(labels(split).tolist())} are not 0..4"
 
 
 def test_class_subset_keeps_each_digits_test_samples(data_config):
@@ -70,9 +68,7 @@ def test_class_subset_keeps_each_digits_test_samples(data_config):
     for new, digit in ((0, 9), (1, 5)):
         a = sub.test_set.images[sub.test_set.labels == new]
         b = full.test_set.images[full.test_set.labels == digit]
-        assert torch.equal(a, b), (
-            f"test images of digit {digit} (label {new} in the subset) differ from the full set"
-        )
+        assert torch.equal(a, b), f"test images of digit {digit} (label {new} in the subset) differ from the full set"
 
 
 def test_shots_per_class_exact_counts(data_config):
@@ -104,26 +100,20 @@ def test_fewer_shots_are_a_subset_of_more_shots(data_config):
     small = digits(data_config, shots_per_class=3).train_set
     large = digits(data_config, shots_per_class=10).train_set
     rows = {tuple(img.flatten().tolist()) for img in large.images}
-    assert all(tuple(img.flatten().tolist()) in rows for img in small.images), (
-        "3-shot set is not inside 10-shot set"
-    )
+    assert all(tuple(img.flatten().tolist()) in rows for img in small.images), "3-shot set is not inside 10-shot set"
 
 
 def test_same_seed_same_splits_other_seed_other_splits(data_config):
     a, b, c = digits(data_config, seed=1), digits(data_config, seed=1), digits(data_config, seed=2)
     for split in ("train_set", "val_set", "test_set"):
-        assert torch.equal(getattr(a, split).images, getattr(b, split).images), (
-            f"seed 1 twice: {split} differs"
-        )
+        assert torch.equal(getattr(a, split).images, getattr(b, split).images), f"seed 1 twice: {split} differs"
     assert not torch.equal(a.test_set.images, c.test_set.images), "seeds 1 and 2 gave the same test split"
 
 
 def test_shuffled_order_is_seeded(data_config):
     first = [y for _, y in digits(data_config, seed=4).train_dataloader()]
     again = [y for _, y in digits(data_config, seed=4).train_dataloader()]
-    assert all(torch.equal(p, q) for p, q in zip(first, again, strict=True)), (
-        "same seed gave another batch order"
-    )
+    assert all(torch.equal(p, q) for p, q in zip(first, again, strict=True)), "same seed gave another batch order"
     fixed = torch.cat([y for _, y in digits(data_config).test_dataloader()])
     assert torch.equal(fixed, digits(data_config).test_set.labels), "test loader must not shuffle"
 
@@ -135,9 +125,7 @@ def test_normalisation_uses_data_config_stats():
     assert x.min() >= -1.0 - 1e-5 and x.max() <= 1.0 + 1e-5, (
         f"mean/std 0.5 must map to [-1, 1], got {x.min()}..{x.max()}"
     )
-    assert x.min() < -0.99 and x.max() > 0.9, (
-        f"expected background -1 and strokes near 1, got {x.min()}..{x.max()}"
-    )
+    assert x.min() < -0.99 and x.max() > 0.9, f"expected background -1 and strokes near 1, got {x.min()}..{x.max()}"
     dc = DataConfig(input_size=8, mean=(0.1, 0.2, 0.3), std=(0.2, 0.4, 0.6))
     x, _ = next(iter(digits(dc).train_dataloader()))
     background = x.amin(dim=(0, 2, 3))
@@ -148,18 +136,14 @@ def test_normalisation_uses_data_config_stats():
 
 def test_image_size_and_three_channels(data_config):
     x, _ = next(iter(digits(data_config, image_size=12).val_dataloader()))
-    assert x.shape[1:] == (3, 12, 12), (
-        f"image_size=12 should give (3, 12, 12) images, got {tuple(x.shape[1:])}"
-    )
+    assert x.shape[1:] == (3, 12, 12), f"image_size=12 should give (3, 12, 12) images, got {tuple(x.shape[1:])}"
     x, _ = next(iter(digits(data_config, image_size=None).val_dataloader()))
     assert x.shape[-1] == data_config.input_size, f"image_size=null should use input_size, got {x.shape[-1]}"
 
 
 def test_num_classes_known_before_setup(data_config):
     dm = digits(data_config, setup=False, classes=[1, 2, 3])
-    assert dm.num_classes == 3 and "not set up" in dm.describe(), (
-        f"before setup: {dm.num_classes}, {dm.describe()}"
-    )
+    assert dm.num_classes == 3 and "not set up" in dm.describe(), f"before setup: {dm.num_classes}, {dm.describe()}"
 
 
 @pytest.mark.parametrize(

@@ -13,9 +13,7 @@ from transferlab.errors import ConfigError, DataError
 
 
 def folder(root, data_config, setup: bool = True, **cfg) -> ImageFolderDataModule:
-    dm = build_data(
-        {"name": "image_folder", "root": str(root), "num_workers": 0, "batch_size": 8, **cfg}, data_config
-    )
+    dm = build_data({"name": "image_folder", "root": str(root), "num_workers": 0, "batch_size": 8, **cfg}, data_config)
     if setup:
         dm.setup()
     return dm
@@ -28,13 +26,9 @@ def split_labels(ds) -> Counter:
 def test_pooled_layout_is_split_stratified(make_tree, data_config):
     root = make_tree({"dog": 10, "cat": 10, "eel": 10})
     dm = folder(root, data_config)
-    assert dm.class_names == ["cat", "dog", "eel"], (
-        f"class names must be sorted folder names, got {dm.class_names}"
-    )
+    assert dm.class_names == ["cat", "dog", "eel"], f"class names must be sorted folder names, got {dm.class_names}"
     sizes = (len(dm.train_set), len(dm.val_set), len(dm.test_set))
-    assert sizes == (18, 6, 6), (
-        f"10 per class with val 0.15 / test 0.2 should split 6/2/2 per class, got {sizes}"
-    )
+    assert sizes == (18, 6, 6), f"10 per class with val 0.15 / test 0.2 should split 6/2/2 per class, got {sizes}"
     for name in ("train_set", "val_set", "test_set"):
         counts = split_labels(getattr(dm, name))
         assert set(counts) == {0, 1, 2} and len(set(counts.values())) == 1, f"{name} not stratified: {counts}"
@@ -46,9 +40,7 @@ def test_batches_are_resized_and_normalised(make_tree, data_config):
     dm = folder(make_tree({"a": 4, "b": 4}), data_config, image_size=10)
     x, y = next(iter(dm.train_dataloader()))
     assert x.shape[1:] == (3, 10, 10) and x.dtype == torch.float32, f"batch {tuple(x.shape)} {x.dtype}"
-    assert x.min() >= -1 - 1e-5 and x.max() <= 1 + 1e-5, (
-        f"mean/std 0.5 should map to [-1, 1]: {x.min()}..{x.max()}"
-    )
+    assert x.min() >= -1 - 1e-5 and x.max() <= 1 + 1e-5, f"mean/std 0.5 should map to [-1, 1]: {x.min()}..{x.max()}"
     assert y.dtype == torch.int64, f"labels dtype {y.dtype}"
     assert not dm.augment_enabled and torch.equal(dm.train_set[0][0], dm.train_set[0][0]), (
         "without augmentation the train transform must be deterministic"
@@ -105,9 +97,7 @@ def test_class_missing_from_a_split_is_named(make_tree, data_config):
     root = make_tree({"train": {"a": 3, "b": 3}, "val": {"a": 2}})
     with pytest.raises(DataError) as err:
         folder(root, data_config, setup=False)
-    assert str(Path(root, "val", "b")) in str(err.value) and "missing" in str(err.value), (
-        f"unclear: {err.value}"
-    )
+    assert str(Path(root, "val", "b")) in str(err.value) and "missing" in str(err.value), f"unclear: {err.value}"
 
 
 def test_extra_class_in_a_split_is_named(make_tree, data_config):

@@ -18,20 +18,14 @@ def test_shapes_and_sizes(data_config):
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (40, 12, 8), f"sizes: {dm.describe()}"
     x, _ = next(iter(dm.train_dataloader()))
     assert x.shape == (16, 3, 8, 8) and x.dtype == torch.float32, f"batch {tuple(x.shape)} {x.dtype}"
-    assert dm.num_classes == 4 and set(dm.train_set.labels.tolist()) == set(range(4)), (
-        f"labels of {dm.describe()}"
-    )
+    assert dm.num_classes == 4 and set(dm.train_set.labels.tolist()) == set(range(4)), f"labels of {dm.describe()}"
 
 
 def test_deterministic_per_seed(data_config):
     a, b, c = synthetic(data_config, seed=1), synthetic(data_config, seed=1), synthetic(data_config, seed=2)
     assert torch.equal(a.train_set.images, b.train_set.images), "same seed must give the same images"
-    assert not torch.equal(a.train_set.images, c.train_set.images), (
-        "different seeds must give different images"
-    )
-    assert not torch.equal(a.train_set.images[:128], a.val_set.images), (
-        "train and val must be different draws"
-    )
+    assert not torch.equal(a.train_set.images, c.train_set.images), "different seeds must give different images"
+    assert not torch.equal(a.train_set.images[:128], a.val_set.images), "train and val must be different draws"
 
 
 def test_labels_are_learnable(data_config):

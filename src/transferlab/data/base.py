@@ -107,9 +107,7 @@ class TransferDataModule(pl.LightningDataModule):
 
     def _loader(self, dataset: Dataset | None, split: str) -> DataLoader:
         if dataset is None:
-            raise RuntimeError(
-                f"{type(self).__name__}.{split}_dataloader() called before setup(); call setup()."
-            )
+            raise RuntimeError(f"{type(self).__name__}.{split}_dataloader() called before setup(); call setup().")
         o = self.options
         train = split == "train"
         return make_loader(

@@ -42,14 +42,10 @@ def parse_classes(value: Any) -> tuple[int, ...]:
     if value is None:
         return DIGITS
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-        raise ConfigError(
-            f"data.classes={value!r}: expected null (all digits) or a list of digits, e.g. [0,1,2]."
-        )
+        raise ConfigError(f"data.classes={value!r}: expected null (all digits) or a list of digits, e.g. [0,1,2].")
     for digit in value:
         if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit <= 9:
-            raise ConfigError(
-                f"data.classes: {digit!r} is not a digit 0..9. Fix: e.g. data.classes=[5,6,7,8,9]."
-            )
+            raise ConfigError(f"data.classes: {digit!r} is not a digit 0..9. Fix: e.g. data.classes=[5,6,7,8,9].")
     if len(set(value)) != len(value):
         raise ConfigError(f"data.classes={list(value)}: a digit is listed twice; list each class once.")
     return tuple(value)
@@ -153,9 +149,7 @@ class DigitsDataModule(TransferDataModule):
         size = self.options.image_size
         # Bilinear whatever the backbone prefers: upsampling 8 px, bicubic rings around the strokes.
         images = to_uint8(
-            F.interpolate(
-                images, size=(size, size), mode="bilinear", antialias=True, align_corners=False
-            ).clamp_(0, 1)
+            F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp_(0, 1)
         )
         remap = np.full(10, -1, dtype=np.int64)
         remap[list(self.classes)] = np.arange(len(self.classes))
@@ -163,9 +157,7 @@ class DigitsDataModule(TransferDataModule):
 
         def subset(idx: np.ndarray, augment: bool) -> TensorImageDataset:
             t = torch.from_numpy(idx)
-            return TensorImageDataset(
-                images[t], labels[t], self.mean, self.std, self.augment_fn if augment else None
-            )
+            return TensorImageDataset(images[t], labels[t], self.mean, self.std, self.augment_fn if augment else None)
 
         self.train_set = subset(train, augment=True)
         self.val_set = subset(split.val, augment=False)

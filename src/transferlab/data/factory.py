@@ -23,8 +23,7 @@ from transferlab.data.torchvision_sets import TorchvisionDataModule
 from transferlab.errors import ConfigError
 
 DATA_MODULES: dict[str, type[TransferDataModule]] = {
-    cls.name: cls
-    for cls in (DigitsDataModule, ImageFolderDataModule, TorchvisionDataModule, SyntheticDataModule)
+    cls.name: cls for cls in (DigitsDataModule, ImageFolderDataModule, TorchvisionDataModule, SyntheticDataModule)
 }
 """Registry: ``data.name`` → data module class."""
 

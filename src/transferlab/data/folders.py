@@ -71,9 +71,7 @@ def read_tree(root: Path, key: str = "data.root") -> FolderTree:
             f"(root/<class>/*.png) or of train/ val/ test/ folders of class folders."
         )
     if not root.is_dir():
-        raise DataError(
-            f"{key}={root}: is a file, not a folder. Fix: point {key} at the folder of class folders."
-        )
+        raise DataError(f"{key}={root}: is a file, not a folder. Fix: point {key} at the folder of class folders.")
     subdirs = _subdirs(root)
     if not subdirs:
         loose = sum(1 for e in os.scandir(root) if e.is_file() and is_image(e.name))

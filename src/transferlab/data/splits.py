@@ -51,9 +51,7 @@ def _held_count(n: int, fraction: float) -> int:
     return min(max(k, 1), n - 1)
 
 
-def stratified_split(
-    labels: Sequence[int] | np.ndarray, val_fraction: float, test_fraction: float, seed: int
-) -> Split:
+def stratified_split(labels: Sequence[int] | np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> Split:
     """Split a labelled pool into train/val/test, class by class.
 
     Each class is shuffled by its own seeded stream; the first ``test_fraction`` of it goes to test, the next
@@ -76,9 +74,7 @@ def stratified_split(
         perm = idx[_rng(seed, _SPLIT_STREAM, label).permutation(len(idx))]
         n_test = _held_count(len(idx), test_fraction)
         # Val is counted on the whole class but taken after test, so test never depends on val_fraction.
-        n_val = (
-            min(_held_count(len(idx), val_fraction), len(idx) - n_test - 1) if len(idx) - n_test > 1 else 0
-        )
+        n_val = min(_held_count(len(idx), val_fraction), len(idx) - n_test - 1) if len(idx) - n_test > 1 else 0
         test.append(perm[:n_test])
         val.append(perm[n_test : n_test + n_val])
         train.append(perm[n_test + n_val :])

@@ -25,14 +25,10 @@ def class_patterns(num_classes: int, channels: int, image_size: int, seed: int) 
     """One smooth pattern per class in [0.2, 0.8], shape ``(num_classes, channels, size, size)``."""
     g = torch.Generator().manual_seed(seed)
     coarse = torch.rand(num_classes, channels, _PATTERN_SIDE, _PATTERN_SIDE, generator=g)
-    return 0.2 + 0.6 * F.interpolate(
-        coarse, size=(image_size, image_size), mode="bilinear", align_corners=False
-    )
+    return 0.2 + 0.6 * F.interpolate(coarse, size=(image_size, image_size), mode="bilinear", align_corners=False)
 
 
-def sample_images(
-    patterns: torch.Tensor, n: int, noise: float, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def sample_images(patterns: torch.Tensor, n: int, noise: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     """``n`` samples with balanced labels: the class pattern plus Gaussian pixel noise, as uint8 images."""
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % len(patterns)

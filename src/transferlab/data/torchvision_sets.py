@@ -74,9 +74,7 @@ TORCHVISION_SETS: dict[str, TorchvisionSet] = {
 }
 """Supported sets: name → constructor recipe. Names match ``torchvision.datasets`` (case-insensitive here)."""
 
-_ALTERNATIVES = (
-    "set data.download=true (needs network) or point data.root at a copy, or use data=image_folder"
-)
+_ALTERNATIVES = "set data.download=true (needs network) or point data.root at a copy, or use data=image_folder"
 
 
 def resolve_name(name: Any) -> str:
@@ -182,9 +180,7 @@ class TorchvisionDataModule(TransferDataModule):
         try:
             return cls(str(self.root), download=download, **kwargs)
         except (OSError, RuntimeError) as exc:  # URLError is an OSError; torchvision raises RuntimeError too
-            exc_text = " ".join(
-                str(exc).split()
-            )  # MNIST lists every mirror on its own line: keep one paragraph
+            exc_text = " ".join(str(exc).split())  # MNIST lists every mirror on its own line: keep one paragraph
             if download:
                 raise DataError(
                     f"data set {self.dataset}: download into {self.root} failed ({exc_text}); the machine "

@@ -88,9 +88,7 @@ def parse_augment(raw: Mapping[str, Any] | None) -> AugmentSpec:
         return value
 
     crop = raw.get("random_resized_crop")
-    if crop is not None and (
-        isinstance(crop, bool) or not isinstance(crop, (int, float)) or not 0 < crop <= 1
-    ):
+    if crop is not None and (isinstance(crop, bool) or not isinstance(crop, (int, float)) or not 0 < crop <= 1):
         raise ConfigError(
             f"{where}.random_resized_crop={crop!r}: expected the minimum crop scale in (0, 1] (e.g. 0.8), "
             f"or null for no crop."
