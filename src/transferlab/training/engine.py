@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,18 @@ def _stage_row(module: TransferModule, stage_name: str, epochs: int, seconds: fl
     return row
 
 
+def _quiet_known_warnings() -> None:
+    # Lightning's banners (GPU available, tips, "fit stopped") would repeat for every plan step; the stage
+    # progress bar and the end-of-run table say what matters. Its warnings still show.
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    # Frozen parts run in eval mode on purpose (their BatchNorm statistics must not move).
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=UserWarning)
+    # In-memory data sets need no worker processes.
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*", category=UserWarning)
+    # Lightning's own use of a torch API deprecated in newer torch releases.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     """Run every stage of the configured strategy and write the run's outputs into ``run_dir``.
 
@@ -129,6 +142,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         The content written to ``metrics.json``.
     """
     start = time.perf_counter()
+    _quiet_known_warnings()
     run_dir.mkdir(parents=True, exist_ok=True)
     kwargs = trainer_kwargs(_container(cfg, "trainer"))  # checked before any weights load
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
@@ -145,6 +159,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         module.reset_best()
         for step in (s for s in plan.steps if s.stage_index == stage_index):
             module.set_step(step)
+            module.train()  # a test at the end of the previous stage left it in eval mode
             callbacks = _step_callbacks(cfg, step, run_dir, num_stages)
             trainer = build_trainer(kwargs, step.epochs, logger, callbacks, str(run_dir))
             trainer.fit(module, datamodule=data)
