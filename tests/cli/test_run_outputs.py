@@ -88,6 +88,9 @@ def test_eval_reloads_the_run_and_reproduces_its_test_accuracy(finished_run, tmp
     run_cli("eval", str(run_dir), "--output", str(out))
     got = json.loads(out.read_text())
     assert got["test/acc"] == pytest.approx(metrics["final"]["test/acc"], abs=1e-6), (got, metrics["final"])
+    ckpt = run_dir / "checkpoints" / "finetune" / "last.ckpt"
+    printed = run_cli("eval", str(ckpt)).stdout
+    assert "test/acc" in printed and str(ckpt) in printed, printed
 
 
 def test_exported_model_and_lightning_ckpt_reload_as_a_backbone(finished_run):
