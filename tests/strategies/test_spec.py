@@ -33,7 +33,7 @@ def test_stage_order_is_kept_and_null_stage_is_dropped():
         ({"optimizer": "lamb"}, "choose one of adamw, adam, sgd"),
         ({"unfreeze_every": 3}, "no unfreeze step fits in 3 epochs"),
         ({"warmup_epochs": 3}, "warm-up must be shorter than the stage"),
-        ({"trainable": 5}, "expected 'head', 'all', 'top:K'"),
+        ({"trainable": 5}, "expected 'head', 'all', 'new', 'top:K'"),
         ({"trainable": "top:x"}, "'top:K' needs an integer K"),
         ({"lr_decay": 1.5}, "layer decay must be in (0, 1]"),
         ({"lr_head": "fast"}, "expected a number"),

@@ -27,11 +27,17 @@ class GroupInfo:
         name: Group name (``stem``, ``group1``, …).
         num_params: Number of parameter elements in the group.
         num_norm_params: Elements that belong to BatchNorm affine weights (frozen by ``bn: frozen``).
+        num_bias_params: Elements of bias tensors (what BitFit trains), adapter biases excluded.
+        num_adapter_params: Elements of adapter tensors (LoRA), which ``params: adapter`` trains.
+        num_norm_bias_params: Elements of BatchNorm biases (frozen with ``bn: frozen`` under BitFit too).
     """
 
     name: str
     num_params: int
     num_norm_params: int = 0
+    num_bias_params: int = 0
+    num_adapter_params: int = 0
+    num_norm_bias_params: int = 0
 
 
 @dataclass(frozen=True)
@@ -108,12 +114,14 @@ def param_group_name(group: str) -> str:
     return f"backbone.{group}"
 
 
-def _initial_trainable(stage: StageSpec, names: Sequence[str], where: str) -> set[int]:
+def _initial_trainable(stage: StageSpec, names: Sequence[str], where: str, shared: int | None) -> set[int]:
     spec = stage.trainable
     if spec == "head":
         return set()
     if spec == "all":
         return set(range(len(names)))
+    if spec == "new":
+        return set(range(shared if shared is not None else len(names), len(names)))
     if isinstance(spec, str) and spec.startswith("top:"):
         k = int(spec[4:])
         if k > len(names):
@@ -134,8 +142,10 @@ def _initial_trainable(stage: StageSpec, names: Sequence[str], where: str) -> se
     return chosen
 
 
-def _trainable_per_epoch(stage: StageSpec, names: Sequence[str], where: str) -> list[frozenset[int]]:
-    opened = _initial_trainable(stage, names, where)
+def _trainable_per_epoch(
+    stage: StageSpec, names: Sequence[str], where: str, shared: int | None
+) -> list[frozenset[int]]:
+    opened = _initial_trainable(stage, names, where, shared)
     closed_top_down = [i for i in reversed(range(len(names))) if i not in opened]
     cap = len(closed_top_down) if stage.unfreeze_max is None else min(stage.unfreeze_max, len(closed_top_down))
     per_epoch = []
@@ -149,7 +159,12 @@ def _count_trainable(groups: Sequence[GroupInfo], open_set: frozenset[int], stag
     total = head
     for i in open_set:
         g = groups[i]
-        total += g.num_params - (g.num_norm_params if stage.bn == "frozen" else 0)
+        if stage.params == "adapter":
+            total += g.num_adapter_params
+        elif stage.params == "bias":
+            total += g.num_bias_params - (g.num_norm_bias_params if stage.bn == "frozen" else 0)
+        else:
+            total += g.num_params - (g.num_norm_params if stage.bn == "frozen" else 0)
     return total
 
 
@@ -175,12 +190,18 @@ def compile_plan(strategy: StrategySpec, groups: Sequence[GroupInfo], head_param
     """
     groups = tuple(groups)
     names = [g.name for g in groups]
+    shared = strategy.shared_groups
+    if shared is not None and shared > len(groups):
+        raise ConfigError(
+            f"strategy.shared_groups={shared}: the backbone has only {len(groups)} layer groups "
+            f"({', '.join(names)}). Fix: strategy.shared_groups=<0..{len(groups)}>."
+        )
     total = head_params + sum(g.num_params for g in groups)
     steps: list[StepPlan] = []
     global_epoch = 0
     for s_index, stage in enumerate(strategy.stages):
         where = f"strategy.stages.{stage.name}"
-        per_epoch = _trainable_per_epoch(stage, names, where)
+        per_epoch = _trainable_per_epoch(stage, names, where, shared)
         start = 0
         step_index = 0
         while start < stage.epochs:

@@ -19,6 +19,7 @@ BnMode = Literal["train", "eval", "frozen"]
 Optimizer = Literal["adamw", "adam", "sgd"]
 Scheduler = Literal["constant", "cosine", "linear"]
 Carry = Literal["best", "last"]
+Params = Literal["all", "bias", "adapter"]
 Init = Literal["pretrained", "random"]
 
 
@@ -30,8 +31,8 @@ class StageSpec:
         name: Stage name (the key under ``strategy.stages``).
         epochs: Number of epochs of the stage (≥ 1).
         trainable: Backbone groups that train from the first epoch: ``head`` (none), ``all``, ``top:K`` (the
-            top K groups) or a list of group-name patterns (fnmatch, e.g. ``[group4, top]``). The head always
-            trains.
+            top K groups), ``new`` (the groups above ``shared_groups``, re-initialised) or a list of group-name
+            patterns (fnmatch, e.g. ``[group4, top]``). The head always trains.
         lr_head: Learning rate of the head.
         lr_backbone: Learning rate of the top backbone group; ``None`` means the same as ``lr_head``.
         lr_decay: Layer-wise decay: group ``top - i`` gets ``lr_backbone * lr_decay**i``; ``None`` = no decay.
@@ -49,6 +50,8 @@ class StageSpec:
         unfreeze_max: Cap on the number of backbone groups gradual unfreezing opens; ``None`` = all.
         carry: Weights that start the next stage (and are exported if this is the last one): ``best``
             (highest ``val/acc`` of this stage) or ``last``.
+        params: Which parameters of the trainable groups train: ``all``, ``bias`` (BitFit: biases only) or
+            ``adapter`` (only adapter parameters such as LoRA's, the pretrained weights stay frozen).
     """
 
     name: str
@@ -67,6 +70,7 @@ class StageSpec:
     unfreeze_every: int | None = None
     unfreeze_max: int | None = None
     carry: Carry = "best"
+    params: Params = "all"
 
     @property
     def backbone_lr(self) -> float:
@@ -83,12 +87,17 @@ class StrategySpec:
         init: ``pretrained`` starts from the backbone's weights; ``random`` re-initialises it (the baseline).
         head_dropout: Dropout before the linear head.
         stages: The stages, in order.
+        shared_groups: Share the first K layer groups: groups ``K`` and above are re-initialised before the
+            first stage (``None`` = share all; the transfer depth of Yosinski et al. 2014).
+        adapter: Parameter-efficient adapter settings (``{kind: lora, rank: 8, …}``) or ``None``.
     """
 
     name: str
     stages: tuple[StageSpec, ...]
     init: Init = "pretrained"
     head_dropout: float = 0.0
+    shared_groups: int | None = None
+    adapter: dict[str, Any] | None = None
 
     @property
     def total_epochs(self) -> int:
@@ -97,12 +106,13 @@ class StrategySpec:
 
 
 _STAGE_FIELDS = {f.name: f for f in dataclasses.fields(StageSpec) if f.name != "name"}
-_STRATEGY_KEYS = ("name", "init", "head_dropout", "stages")
+_STRATEGY_KEYS = ("name", "init", "head_dropout", "shared_groups", "adapter", "stages")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "bn": get_args(BnMode),
     "optimizer": get_args(Optimizer),
     "scheduler": get_args(Scheduler),
     "carry": get_args(Carry),
+    "params": get_args(Params),
 }
 
 
@@ -127,7 +137,7 @@ def _number(key: str, value: Any, *, kind: type, minimum: float | None = None, s
 
 def _trainable(key: str, value: Any) -> str | tuple[str, ...]:
     if isinstance(value, str):
-        if value in ("head", "all"):
+        if value in ("head", "all", "new"):
             return value
         if value.startswith("top:"):
             if not value[4:].isdigit():
@@ -137,7 +147,7 @@ def _trainable(key: str, value: Any) -> str | tuple[str, ...]:
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
         return tuple(value)
     raise ConfigError(
-        f"{key}={value!r}: expected 'head', 'all', 'top:K' or a list of layer-group patterns "
+        f"{key}={value!r}: expected 'head', 'all', 'new', 'top:K' or a list of layer-group patterns "
         f"(e.g. {key}=[group4,top]). Run 'transferlab plan' to see the group names."
     )
 
@@ -229,4 +239,29 @@ def parse_strategy(raw: Mapping[str, Any], where: str = "strategy") -> StrategyS
     dropout = _number(f"{where}.head_dropout", raw.get("head_dropout", 0.0), kind=float, minimum=0.0)
     if dropout >= 1.0:
         raise ConfigError(f"{where}.head_dropout={dropout}: must be in [0, 1).")
-    return StrategySpec(name=str(raw.get("name", "custom")), stages=tuple(stages), init=init, head_dropout=dropout)
+    shared = raw.get("shared_groups")
+    if shared is not None:
+        shared = _number(f"{where}.shared_groups", shared, kind=int, minimum=0)
+        if init == "random":
+            raise ConfigError(f"{where}.shared_groups={shared}: nothing is shared when {where}.init=random.")
+    elif any(s.trainable == "new" for s in stages):
+        raise ConfigError(
+            f"{where}: a stage trains 'new' groups but {where}.shared_groups is null, so no group is new. "
+            f"Fix: {where}.shared_groups=K (share the first K layer groups) or trainable=all."
+        )
+    adapter = raw.get("adapter")
+    if adapter is not None and not isinstance(adapter, Mapping):
+        raise ConfigError(f"{where}.adapter={adapter!r}: expected a mapping such as {{kind: lora, rank: 8}} or null.")
+    if adapter is None and any(s.params == "adapter" for s in stages):
+        raise ConfigError(
+            f"{where}: a stage trains params=adapter but {where}.adapter is null. "
+            f"Fix: strategy=lora (or set {where}.adapter), or params=all."
+        )
+    return StrategySpec(
+        name=str(raw.get("name", "custom")),
+        stages=tuple(stages),
+        init=init,
+        head_dropout=dropout,
+        shared_groups=shared,
+        adapter=None if adapter is None else dict(adapter),
+    )

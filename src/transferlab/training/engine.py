@@ -17,8 +17,10 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
+from transferlab.adapters import apply_adapter, merge_adapters
 from transferlab.backbones import create_backbone
 from transferlab.data import build_data
+from transferlab.regularizers import build_regularizer
 from transferlab.errors import ConfigError
 from transferlab.strategies import compile_plan, format_plan, parse_strategy
 from transferlab.strategies.plan import Plan, StepPlan
@@ -26,6 +28,7 @@ from transferlab.training.export import MODEL_FILE, export_model
 from transferlab.training.loggers import RunTensorBoardLogger
 from transferlab.training.module import TransferModule
 from transferlab.training.progress import StageProgressBar
+from transferlab.training.reinit import reinitialize_groups
 from transferlab.training.results import METRICS_FILE, format_summary, write_json_atomic
 from transferlab.training.trainer import build_trainer, trainer_kwargs
 
@@ -62,6 +65,16 @@ def build_module(cfg: DictConfig) -> tuple[TransferModule, pl.LightningDataModul
             )
         weights = None  # the baseline: same architecture, random initialisation
     backbone = create_backbone(str(name), weights=weights)
+    if strategy.shared_groups is not None:
+        groups = backbone.layer_groups()
+        if strategy.shared_groups > len(groups):
+            raise ConfigError(
+                f"strategy.shared_groups={strategy.shared_groups}: {backbone.name} has only {len(groups)} layer "
+                f"groups ({', '.join(g.name for g in groups)}). Fix: strategy.shared_groups=<0..{len(groups)}>."
+            )
+        new = reinitialize_groups(backbone, strategy.shared_groups)
+        log.info("shared the first %d layer groups; re-initialised %s", strategy.shared_groups, ", ".join(new))
+    backbone = apply_adapter(backbone, strategy.adapter)
     data = build_data(_container(cfg, "data"), backbone.data_config)
     data.setup("fit")
     hparams = {
@@ -70,6 +83,7 @@ def build_module(cfg: DictConfig) -> tuple[TransferModule, pl.LightningDataModul
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
     module = TransferModule(backbone, data.num_classes, strategy.head_dropout, hparams=hparams)
+    module.regularizer = build_regularizer(_container(cfg, "regularizer"), module, backbone_cfg)
     head_params = sum(p.numel() for p in module.head.parameters())
     plan = compile_plan(strategy, module.groups.infos(), head_params)
     return module, data, plan
@@ -184,7 +198,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     files = [CONFIG_FILE, METRICS_FILE]
     if cfg.get("export", True):
         export_model(
-            module,
+            merge_adapters(module),
             run_dir / MODEL_FILE,
             {
                 "backbone_name": module.hparams["backbone_name"],

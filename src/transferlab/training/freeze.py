@@ -13,7 +13,20 @@ from torch.nn.modules.batchnorm import _BatchNorm
 
 from transferlab.backbones.base import LayerGroup
 from transferlab.strategies.plan import GroupInfo
-from transferlab.strategies.spec import BnMode
+from transferlab.strategies.spec import BnMode, Params
+
+#: Substrings that mark adapter parameters (peft's LoRA tensors are ``…lora_A.default.weight``).
+ADAPTER_MARKERS = ("lora_",)
+
+
+def is_adapter_param(name: str) -> bool:
+    """Whether a parameter name belongs to a parameter-efficient adapter."""
+    return any(marker in name for marker in ADAPTER_MARKERS)
+
+
+def is_bias_param(name: str) -> bool:
+    """Whether a parameter is a bias (what BitFit trains); adapter biases do not count."""
+    return name.endswith("bias") and not is_adapter_param(name)
 
 
 class GroupIndex:
@@ -60,29 +73,46 @@ class GroupIndex:
                 name=g.name,
                 num_params=sum(p.numel() for _, p in members),
                 num_norm_params=sum(p.numel() for _, p in members if id(p) in self.norm_params),
+                num_bias_params=sum(p.numel() for n, p in members if is_bias_param(n)),
+                num_adapter_params=sum(p.numel() for n, p in members if is_adapter_param(n)),
+                num_norm_bias_params=sum(
+                    p.numel() for n, p in members if is_bias_param(n) and id(p) in self.norm_params
+                ),
             )
-            for g, members in zip(self.groups, self.params, strict=False)
+            for g, members in zip(self.groups, self.params, strict=True)
         ]
 
-    def set_trainable(self, trainable: Iterable[str], bn: BnMode) -> None:
+    def _trains(self, name: str, param: nn.Parameter, bn: BnMode, params: Params) -> bool:
+        if bn == "frozen" and id(param) in self.norm_params:
+            return False
+        if params == "adapter":
+            return is_adapter_param(name)
+        if params == "bias":
+            return is_bias_param(name)
+        return True
+
+    def set_trainable(self, trainable: Iterable[str], bn: BnMode, params: Params = "all") -> None:
         """Set ``requires_grad`` on every backbone parameter.
 
         Args:
             trainable: Names of the groups that train.
             bn: BatchNorm mode; ``frozen`` keeps BatchNorm affine weights frozen even in trainable groups.
+            params: Which parameters of trainable groups train (``all``, ``bias``, ``adapter``).
         """
         open_names = set(trainable)
-        for group, members in zip(self.groups, self.params, strict=False):
-            for _, p in members:
-                p.requires_grad_(group.name in open_names and not (bn == "frozen" and id(p) in self.norm_params))
+        for group, members in zip(self.groups, self.params, strict=True):
+            for name, p in members:
+                p.requires_grad_(group.name in open_names and self._trains(name, p, bn, params))
 
-    def trainable_params(self, trainable: Iterable[str], bn: BnMode) -> dict[str, list[nn.Parameter]]:
+    def trainable_params(
+        self, trainable: Iterable[str], bn: BnMode, params: Params = "all"
+    ) -> dict[str, list[nn.Parameter]]:
         """Trainable parameters per group name (the optimizer's param groups)."""
         open_names = set(trainable)
         out = {}
-        for group, members in zip(self.groups, self.params, strict=False):
+        for group, members in zip(self.groups, self.params, strict=True):
             if group.name in open_names:
-                keep = [p for _, p in members if not (bn == "frozen" and id(p) in self.norm_params)]
+                keep = [p for name, p in members if self._trains(name, p, bn, params)]
                 if keep:
                     out[group.name] = keep
         return out

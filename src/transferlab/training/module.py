@@ -60,12 +60,14 @@ class TransferModule(pl.LightningModule):
         self.best_score: float = float("-inf")
         self.best_state: dict[str, torch.Tensor] | None = None
         self.last_test: dict[str, float] = {}
+        # A penalty module (regularizer=...) set by the engine; holds only frozen tensors.
+        self.regularizer: nn.Module | None = None
 
     # ---- plan steps -------------------------------------------------------------------------------
     def set_step(self, step: StepPlan) -> None:
         """Make ``step`` current: set ``requires_grad`` per layer group (the head always trains)."""
         self.step_plan = step
-        self.groups.set_trainable(step.trainable_groups, step.stage.bn)
+        self.groups.set_trainable(step.trainable_groups, step.stage.bn, step.stage.params)
         for p in self.head.parameters():
             p.requires_grad_(True)
 
@@ -94,7 +96,7 @@ class TransferModule(pl.LightningModule):
         if self.step_plan is None:
             raise RuntimeError("TransferModule.set_step() must be called before fitting")
         step = self.step_plan
-        backbone = self.groups.trainable_params(step.trainable_groups, step.stage.bn)
+        backbone = self.groups.trainable_params(step.trainable_groups, step.stage.bn, step.stage.params)
         optimizer = build_optimizer(step, build_param_groups(step, list(self.head.parameters()), backbone))
         scheduler = build_scheduler(step, optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
@@ -103,8 +105,13 @@ class TransferModule(pl.LightningModule):
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Cross-entropy on one batch; loss and accuracy accumulate on the device (no per-step sync)."""
         x, y = batch
-        logits = self(x)
+        features = self.backbone.forward_features(x)
+        logits = self.head(self.dropout(features))
         loss = F.cross_entropy(logits, y)
+        if self.regularizer is not None:
+            penalty = self.regularizer(self, x, features)
+            self.log("train/penalty", penalty.detach(), on_step=True, on_epoch=False)
+            loss = loss + penalty
         self.train_loss.update(loss.detach())
         self.train_acc.update(logits.detach(), y)
         self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
