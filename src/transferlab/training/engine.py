@@ -20,8 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 from transferlab.adapters import apply_adapter, merge_adapters
 from transferlab.backbones import create_backbone
 from transferlab.data import build_data
-from transferlab.regularizers import build_regularizer
 from transferlab.errors import ConfigError
+from transferlab.regularizers import build_regularizer
 from transferlab.strategies import compile_plan, format_plan, parse_strategy
 from transferlab.strategies.plan import Plan, StepPlan
 from transferlab.training.export import MODEL_FILE, export_model
