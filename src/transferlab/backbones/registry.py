@@ -17,7 +17,7 @@ import fnmatch
 import os
 from typing import Literal
 
-from transferlab.backbones import packaged, timm_family, torchvision_family
+from transferlab.backbones import packaged, small_cnn, timm_family, torchvision_family
 from transferlab.backbones.module import ModelBackbone
 from transferlab.backbones.weight_files import checkpoint_backbone_name, read_weights_file
 from transferlab.backbones.weights import load_state_dict_into
@@ -31,7 +31,7 @@ _RANDOM = frozenset({"none", "null", "random", ""})
 
 
 def _static_names() -> list[str]:
-    return [*packaged.PACKAGED, CHECKPOINT, *torchvision_family.torchvision_names()]
+    return [*packaged.PACKAGED, small_cnn.NAME, CHECKPOINT, *torchvision_family.torchvision_names()]
 
 
 def list_backbones(pattern: str = "*") -> list[str]:
@@ -96,6 +96,8 @@ def _family_of(name: str) -> tuple[str, str | None]:
     """
     if name in packaged.PACKAGED:
         return "packaged", name
+    if name == small_cnn.NAME:
+        return "small", None
     if name.startswith(torchvision_family.PREFIX) and name in torchvision_family.torchvision_names():
         return "tv", None
     arch = name.removeprefix(timm_family.PREFIX)
@@ -113,6 +115,13 @@ def _build(name: str, source: WeightsSource) -> ModelBackbone:
     if family == "packaged":
         arch, config = packaged.PACKAGED[name][0], packaged.packaged_data_config(name)
         backbone = timm_family.create_timm(name, arch, pretrained=pretrained, data_config=config)
+    elif family == "small":
+        if pretrained:
+            raise WeightsError(
+                f"backbone {name}: has no hub weights. Fix: backbone.weights=null, or a run of yours: "
+                f"backbone=checkpoint backbone.weights=<run dir> (see experiment=pretrain_digits04)."
+            )
+        backbone = small_cnn.create_small_cnn()
     elif family == "tv":
         backbone = torchvision_family.create_torchvision(name, pretrained=pretrained)
     else:
