@@ -6,6 +6,7 @@ source-task pretraining and a multi-seed transfer study then take minutes, not h
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from transferlab.backbones.base import DataConfig
@@ -34,7 +35,8 @@ class SmallCNN(nn.Module):
         self.block3 = _block(w[2], w[3], pool=False)
         self.pool = nn.AdaptiveAvgPool2d(1)
 
-    def forward(self, x):  # noqa: ANN001, ANN201, D102 - (B, 3, H, W) -> (B, 256)
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features ``(B, 256)`` of images ``(B, 3, H, W)``."""
         return self.pool(self.block3(self.block2(self.block1(self.stem(x))))).flatten(1)
 
 
