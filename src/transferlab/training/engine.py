@@ -18,7 +18,8 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
 
 from transferlab.adapters import apply_adapter, merge_adapters
-from transferlab.backbones import create_backbone
+from transferlab.backbones import create_backbone, read_weights_file
+from transferlab.backbones.weight_files import checkpoint_backbone_name
 from transferlab.data import build_data
 from transferlab.errors import ConfigError
 from transferlab.regularizers import build_regularizer
@@ -58,11 +59,8 @@ def build_module(cfg: DictConfig) -> tuple[TransferModule, pl.LightningDataModul
     backbone_cfg = _container(cfg, "backbone")
     name, weights = backbone_cfg.get("name"), backbone_cfg.get("weights")
     if strategy.init == "random":
-        if name == "checkpoint":
-            raise ConfigError(
-                "strategy.init=random with backbone=checkpoint: a checkpoint run starts from its weights. "
-                "Fix: pick the architecture instead, e.g. backbone=efficientnet_lite0 strategy=scratch."
-            )
+        if name == "checkpoint":  # the baseline of a transfer sweep: the checkpoint's architecture, fresh
+            name = checkpoint_backbone_name(read_weights_file(weights))
         weights = None  # the baseline: same architecture, random initialisation
     backbone = create_backbone(str(name), weights=weights)
     if strategy.shared_groups is not None:
