@@ -155,17 +155,17 @@ def _trainable_per_epoch(
     return per_epoch
 
 
+def _group_trainable(g: GroupInfo, stage: StageSpec) -> int:
+    """Elements of an open group that train under the stage's ``params`` and ``bn`` settings."""
+    if stage.params == "adapter":
+        return g.num_adapter_params
+    if stage.params == "bias":
+        return g.num_bias_params - (g.num_norm_bias_params if stage.bn == "frozen" else 0)
+    return g.num_params - (g.num_norm_params if stage.bn == "frozen" else 0)
+
+
 def _count_trainable(groups: Sequence[GroupInfo], open_set: frozenset[int], stage: StageSpec, head: int) -> int:
-    total = head
-    for i in open_set:
-        g = groups[i]
-        if stage.params == "adapter":
-            total += g.num_adapter_params
-        elif stage.params == "bias":
-            total += g.num_bias_params - (g.num_norm_bias_params if stage.bn == "frozen" else 0)
-        else:
-            total += g.num_params - (g.num_norm_params if stage.bn == "frozen" else 0)
-    return total
+    return head + sum(_group_trainable(groups[i], stage) for i in open_set)
 
 
 def _group_lr(stage: StageSpec, index: int, num_groups: int) -> float:
@@ -212,6 +212,8 @@ def compile_plan(strategy: StrategySpec, groups: Sequence[GroupInfo], head_param
             factors = tuple(lr_factor(stage, e) for e in range(start, end))
             lrs = {HEAD: tuple(stage.lr_head * f for f in factors)}
             for i in sorted(open_set, reverse=True):
+                if not _group_trainable(groups[i], stage):
+                    continue  # open, but nothing in it trains under params/bn (e.g. LoRA on the stem): no group
                 base = _group_lr(stage, i, len(groups))
                 lrs[param_group_name(names[i])] = tuple(base * f for f in factors)
             steps.append(
