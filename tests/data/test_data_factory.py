@@ -41,9 +41,11 @@ def test_yaml_composes_and_builds(path, tmp_path, make_tree, data_config):
     cfg = OmegaConf.to_container(root.data, resolve=True)
     dm = build_data(cfg, data_config)
     assert isinstance(dm, TransferData), f"{path.name}: {type(dm).__name__} does not satisfy TransferData"
-    assert dm.options.seed == 3, f"{path.name}: data.seed should follow the top-level seed, got {dm.options.seed}"
     assert dm.num_classes >= 2, f"{path.name}: num_classes should be known before setup, got {dm.num_classes}"
-    assert dm.options.pin_memory == torch.cuda.is_available(), f"{path.name}: pin_memory null = CUDA available"
+    # a multi-task config holds one full data config per task: check each
+    for one in getattr(dm, "tasks", {"": dm}).values():
+        assert one.options.seed == 3, f"{path.name}: data.seed should follow the top-level seed, got {one.options.seed}"
+        assert one.options.pin_memory == torch.cuda.is_available(), f"{path.name}: pin_memory null = CUDA available"
 
 
 def test_conf_dir_holds_the_data_group():

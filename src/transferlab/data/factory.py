@@ -57,6 +57,10 @@ def build_data(cfg: Mapping[str, Any], data_config: DataConfig) -> TransferDataM
 
         cfg = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     name = cfg.get("name")
+    if name == "multitask":  # several data sets, each built by this factory (multi-task hard sharing)
+        from transferlab.data.multitask import MultiTaskDataModule  # imports this module
+
+        return MultiTaskDataModule.from_config(cfg, data_config)  # type: ignore[return-value]
     if name not in DATA_MODULES:
         close = difflib.get_close_matches(str(name), list(DATA_MODULES), n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""

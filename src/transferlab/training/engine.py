@@ -21,6 +21,7 @@ from transferlab.adapters import apply_adapter, merge_adapters
 from transferlab.backbones import create_backbone, read_weights_file
 from transferlab.backbones.weight_files import checkpoint_backbone_name
 from transferlab.data import build_data
+from transferlab.data.multitask import MULTITASK
 from transferlab.errors import ConfigError
 from transferlab.regularizers import build_regularizer
 from transferlab.strategies import compile_plan, format_plan, parse_strategy
@@ -28,6 +29,7 @@ from transferlab.strategies.plan import Plan, StepPlan
 from transferlab.training.export import MODEL_FILE, export_model
 from transferlab.training.loggers import RunTensorBoardLogger
 from transferlab.training.module import TransferModule
+from transferlab.training.multitask import build_multitask
 from transferlab.training.progress import StageProgressBar
 from transferlab.training.reinit import reinitialize_groups
 from transferlab.training.results import METRICS_FILE, format_summary, write_json_atomic
@@ -73,7 +75,14 @@ def build_module(cfg: DictConfig) -> tuple[TransferModule, pl.LightningDataModul
         new = reinitialize_groups(backbone, strategy.shared_groups)
         log.info("shared the first %d layer groups; re-initialised %s", strategy.shared_groups, ", ".join(new))
     backbone = apply_adapter(backbone, strategy.adapter)
-    data = build_data(_container(cfg, "data"), backbone.data_config)
+    data_cfg = _container(cfg, "data")
+    if data_cfg.get("name") == MULTITASK:
+        if _container(cfg, "regularizer").get("name", "none") != "none":
+            raise ConfigError("regularizer: not supported with data=multitask (no single head). Fix: regularizer=none.")
+        config = OmegaConf.to_container(cfg, resolve=True)
+        # Multi-task hard sharing: the same trunk under one head per task (training/multitask.py).
+        return build_multitask(data_cfg, backbone, strategy, {"backbone_name": backbone.name, "config": config})
+    data = build_data(data_cfg, backbone.data_config)
     data.setup("fit")
     hparams = {
         "backbone_name": backbone.name,
@@ -188,7 +197,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if not module.last_test:
         trainer.test(module, datamodule=data, verbose=False)
     last = stages[plan.strategy.stages[-1].name]
-    final = {"test/acc": module.last_test["test/acc"], "test/loss": module.last_test["test/loss"]}
+    final = dict(module.last_test)  # test/acc and test/loss (+ test/<task>/* of a multi-task run)
     final["val/acc"] = last.get("val/acc")
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
@@ -204,7 +213,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 "class_names": module.hparams["class_names"],
                 "config": resolved,
                 "format": "transferlab.model.v1",
-            },
+            }
+            # multi-task: the class names of each head (heads.<task>.*)
+            | ({"tasks": module.hparams["tasks"]} if "tasks" in module.hparams else {}),
         )
         files.insert(0, MODEL_FILE)
     if logger is not None:

@@ -18,16 +18,16 @@ def export_model(module: torch.nn.Module, path: Path, metadata: dict[str, Any]) 
     """Write the backbone and head tensors to ``path`` atomically (temp file, then rename).
 
     Args:
-        module: A TransferModule (only ``backbone.*`` and ``head.*`` tensors are written).
+        module: A TransferModule (only ``backbone.*``, ``head.*`` and a multi-task model's ``heads.<task>.*``
+            tensors are written).
         path: Destination ``.safetensors`` file.
         metadata: Plain data; values that are not strings are stored as JSON.
 
     Returns:
         The path written.
     """
-    tensors = {
-        k: v.detach().contiguous().cpu() for k, v in module.state_dict().items() if k.startswith(("backbone.", "head."))
-    }
+    keep = ("backbone.", "head.", "heads.")
+    tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items() if k.startswith(keep)}
     meta = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     tmp = path.with_suffix(path.suffix + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)

@@ -68,7 +68,7 @@ class TransferModule(pl.LightningModule):
         """Make ``step`` current: set ``requires_grad`` per layer group (the head always trains)."""
         self.step_plan = step
         self.groups.set_trainable(step.trainable_groups, step.stage.bn, step.stage.params)
-        for p in self.head.parameters():
+        for p in self.head_parameters():
             p.requires_grad_(True)
 
     def reset_best(self) -> None:
@@ -81,6 +81,10 @@ class TransferModule(pl.LightningModule):
         if mode and self.step_plan is not None:
             apply_module_modes(self.backbone, self.step_plan.stage.bn)
         return self
+
+    def head_parameters(self) -> list[nn.Parameter]:
+        """Parameters outside the backbone, which train in every step (subclasses with more heads override)."""
+        return list(self.head.parameters())
 
     def num_trainable(self) -> int:
         """Trainable parameter elements right now (measured, not planned)."""
@@ -97,7 +101,7 @@ class TransferModule(pl.LightningModule):
             raise RuntimeError("TransferModule.set_step() must be called before fitting")
         step = self.step_plan
         backbone = self.groups.trainable_params(step.trainable_groups, step.stage.bn, step.stage.params)
-        optimizer = build_optimizer(step, build_param_groups(step, list(self.head.parameters()), backbone))
+        optimizer = build_optimizer(step, build_param_groups(step, self.head_parameters(), backbone))
         scheduler = build_scheduler(step, optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 

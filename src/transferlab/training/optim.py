@@ -20,7 +20,10 @@ def _split_decay(params: list[nn.Parameter]) -> tuple[list[nn.Parameter], list[n
 
 
 def build_param_groups(
-    step: StepPlan, head: list[nn.Parameter], backbone_groups: dict[str, list[nn.Parameter]]
+    step: StepPlan,
+    head: list[nn.Parameter],
+    backbone_groups: dict[str, list[nn.Parameter]],
+    heads: dict[str, list[nn.Parameter]] | None = None,
 ) -> list[dict]:
     """Param groups named ``head`` and ``backbone.<group>``, each split into decay and ``/no_decay`` parts.
 
@@ -28,18 +31,22 @@ def build_param_groups(
 
     Args:
         step: The plan step (its first-epoch learning rates define the base rates).
-        head: Head parameters.
+        head: Head parameters (an empty list makes no ``head`` group).
         backbone_groups: Trainable backbone parameters by group name.
+        heads: More groups that learn at the head's rate, by group name (e.g. ``head.<task>`` of a
+            multi-task model).
 
     Returns:
         Param-group dicts for a ``torch.optim`` optimizer; each carries ``name`` and ``base_name``.
     """
     stage = step.stage
     factor0 = lr_factor(stage, step.first_epoch)
-    named = {HEAD: head} | {param_group_name(g): ps for g, ps in backbone_groups.items()}
+    # group name → (name of its planned learning rate, parameters)
+    named = {HEAD: (HEAD, head)} | {name: (HEAD, ps) for name, ps in (heads or {}).items()}
+    named |= {param_group_name(g): (param_group_name(g), ps) for g, ps in backbone_groups.items()}
     groups = []
-    for name, params in named.items():
-        base_lr = step.param_group_lrs[name][0] / factor0
+    for name, (lr_key, params) in named.items():
+        base_lr = step.param_group_lrs[lr_key][0] / factor0
         decay, no_decay = _split_decay(params)
         for suffix, members, wd in (("", decay, stage.weight_decay), (NO_DECAY_SUFFIX, no_decay, 0.0)):
             if members:
