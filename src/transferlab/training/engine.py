@@ -146,6 +146,8 @@ def _quiet_known_warnings() -> None:
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
     # Frozen parts run in eval mode on purpose (their BatchNorm statistics must not move).
     warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=UserWarning)
+    # Few-shot data sets have fewer batches per epoch than the logging interval; epoch metrics still log.
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*", category=UserWarning)
     # In-memory data sets need no worker processes.
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*", category=UserWarning)
     # Lightning's own use of a torch API deprecated in newer torch releases.

@@ -77,6 +77,12 @@ def load_saved_model(path: str | Path) -> SavedModel:
         raise
     except Exception as err:  # truncated files, foreign pickles refused by weights_only, bad JSON
         raise WeightsError(f"{file}: cannot be read as a transferlab model ({type(err).__name__}: {err}).") from err
+    if "tasks" in info:
+        raise WeightsError(
+            f"{file}: a multi-task model (tasks {', '.join(info['tasks'])}); 'transferlab eval' tests single-head "
+            "models only. Its run's metrics.json holds test/<task>/acc; to reuse the trunk, start a run with "
+            f"backbone=checkpoint backbone.weights={file}."
+        )
     missing = [k for k in ("backbone_name", "num_classes", "config") if k not in info]
     if missing:
         raise WeightsError(
