@@ -199,7 +199,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if not module.last_test:
         trainer.test(module, datamodule=data, verbose=False)
     last = stages[plan.strategy.stages[-1].name]
-    final = dict(module.last_test)  # test/acc and test/loss (+ test/<task>/* of a multi-task run)
+    # test/acc first, then test/loss (+ test/<task>/* of a multi-task run)
+    final = {"test/acc": module.last_test["test/acc"], **module.last_test}
     final["val/acc"] = last.get("val/acc")
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
