@@ -65,13 +65,7 @@ def build_module(cfg: DictConfig) -> tuple[TransferModule, pl.LightningDataModul
             name = checkpoint_backbone_name(read_weights_file(weights))
         weights = None  # the baseline: same architecture, random initialisation
     backbone = create_backbone(str(name), weights=weights)
-    if strategy.shared_groups is not None:
-        groups = backbone.layer_groups()
-        if strategy.shared_groups > len(groups):
-            raise ConfigError(
-                f"strategy.shared_groups={strategy.shared_groups}: {backbone.name} has only {len(groups)} layer "
-                f"groups ({', '.join(g.name for g in groups)}). Fix: strategy.shared_groups=<0..{len(groups)}>."
-            )
+    if strategy.shared_groups is not None:  # K beyond the group count is rejected by compile_plan below
         new = reinitialize_groups(backbone, strategy.shared_groups)
         log.info("shared the first %d layer groups; re-initialised %s", strategy.shared_groups, ", ".join(new))
     backbone = apply_adapter(backbone, strategy.adapter)
