@@ -16,8 +16,17 @@ FAST = [
 ]
 
 
-def run_cli(*args: str, cwd: Path | None = None, check: bool = True, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_cli(
+    *args: str,
+    cwd: Path | None = None,
+    check: bool = True,
+    timeout: int = 600,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0", **(env or {}))
     proc = subprocess.run(
         [sys.executable, "-m", "transferlab.cli.main", *args],
         cwd=cwd,

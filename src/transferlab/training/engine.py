@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf
@@ -26,6 +27,12 @@ from transferlab.errors import ConfigError
 from transferlab.regularizers import build_regularizer
 from transferlab.strategies import compile_plan, format_plan, parse_strategy
 from transferlab.strategies.plan import Plan, StepPlan
+from transferlab.training.distributed import (
+    check_ranks_in_sync,
+    is_rank_zero,
+    is_script_launched_ddp,
+    use_job_command_for_ranks,
+)
 from transferlab.training.export import MODEL_FILE, export_model
 from transferlab.training.loggers import RunTensorBoardLogger
 from transferlab.training.module import TransferModule
@@ -144,6 +151,9 @@ def _quiet_known_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*", category=UserWarning)
     # In-memory data sets need no worker processes.
     warnings.filterwarnings("ignore", message=r".*does not have many workers.*", category=UserWarning)
+    # Under DDP: epoch-level values are torchmetrics results (already reduced over ranks) or the same on every
+    # rank (learning rates, trainable counts), so Lightning's advice to all-reduce them again does not apply.
+    warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting.*")
     # Lightning's own use of a torch API deprecated in newer torch releases.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
@@ -162,6 +172,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     _quiet_known_warnings()
     run_dir.mkdir(parents=True, exist_ok=True)
     kwargs = trainer_kwargs(_container(cfg, "trainer"))  # checked before any weights load
+    if is_script_launched_ddp(kwargs) and HydraConfig.initialized():
+        use_job_command_for_ranks()  # ranks > 0 run this job in this run dir (training/distributed.py)
+    rank_zero = is_rank_zero()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     module, data, plan = build_module(cfg)
     log.info("data: %s", data.describe() if hasattr(data, "describe") else type(data).__name__)
@@ -169,6 +182,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     logger = RunTensorBoardLogger(str(run_dir)) if _container(cfg, "logger").get("tensorboard", True) else None
     stages: dict[str, Any] = {}
+    ddp_sync: dict[str, list[str]] = {}  # step -> weight digest of every rank, under DDP
     trainer: pl.Trainer | None = None
     num_stages = len(plan.strategy.stages)
     for stage_index, stage in enumerate(plan.strategy.stages):
@@ -180,6 +194,9 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             callbacks = _step_callbacks(cfg, step, run_dir, num_stages)
             trainer = build_trainer(kwargs, step.epochs, logger, callbacks, str(run_dir))
             trainer.fit(module, datamodule=data)
+            digests = check_ranks_in_sync(module, step.label)
+            if digests is not None:
+                ddp_sync[step.label] = digests
             if logger is not None:
                 logger.step_offset += trainer.global_step
         if stage.carry == "best" and module.best_state is not None:
@@ -198,9 +215,10 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     final["val/acc"] = last.get("val/acc")
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    (run_dir / CONFIG_FILE).write_text(OmegaConf.to_yaml(resolved))
+    if rank_zero:  # under DDP every rank gets here; one writes
+        (run_dir / CONFIG_FILE).write_text(OmegaConf.to_yaml(resolved))
     files = [CONFIG_FILE, METRICS_FILE]
-    if cfg.get("export", True):
+    if cfg.get("export", True) and rank_zero:
         export_model(
             merge_adapters(module),
             run_dir / MODEL_FILE,
@@ -238,19 +256,49 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         "final": final,
         "stages": stages,
         "epochs": module.history,
+        # per-class accuracy and confusion counts of the final test
+        "test_details": module.last_test_details,
         "files": files,
     }
-    write_json_atomic(run_dir / METRICS_FILE, metrics)
+    if ddp_sync:
+        metrics["ddp"] = {"world_size": len(next(iter(ddp_sync.values()))), "weight_sha256_by_step": ddp_sync}
+    if rank_zero:
+        write_json_atomic(run_dir / METRICS_FILE, metrics)
     return metrics
 
 
 def _hparams(cfg: DictConfig, plan: Plan) -> dict[str, Any]:
     """Flat, plain hyperparameters for the HParams dashboard: choices and scalars that tell runs apart."""
     out: dict[str, Any] = {"seed": int(cfg.seed), "strategy": plan.strategy.name}
-    for group in ("backbone", "data", "strategy", "trainer"):
+    for group in ("backbone", "data", "strategy", "regularizer", "trainer"):
         flat = _flatten(_container(cfg, group), group)
         out.update({k: v for k, v in flat.items() if isinstance(v, (int, float, str, bool)) or v is None})
+    out.update(_overridden_values(cfg))
     return {k: ("null" if v is None else v) for k, v in out.items()}
+
+
+def _overridden_values(cfg: DictConfig) -> dict[str, Any]:
+    """The job's command-line overrides as HParams columns (a sweep's swept keys, whatever group they are in).
+
+    ``group=option`` gives ``group`` → option (e.g. ``strategy`` → ``lp_ft``, ``experiment`` → its name);
+    ``a.b=value`` gives ``a.b`` → the resolved value.
+    """
+    if not HydraConfig.initialized():
+        return {}
+    hydra_cfg = HydraConfig.get()
+    choices = dict(hydra_cfg.runtime.choices)
+    out: dict[str, Any] = {}
+    for override in hydra_cfg.overrides.task:
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key in choices:
+            out[key] = str(choices[key])
+        elif "/" not in key and not key.startswith("hydra"):
+            value = OmegaConf.select(cfg, key, default=None)
+            if isinstance(value, (int, float, str, bool)) or value is None:
+                out[key] = value
+            else:
+                out[key] = str(OmegaConf.to_container(value, resolve=True))
+    return out
 
 
 def _flatten(d: Any, prefix: str) -> dict[str, Any]:

@@ -9,9 +9,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
 
 from transferlab.strategies.plan import StepPlan
+from transferlab.training.confusion import confusion_figure, per_class_accuracy, scalar_name
 from transferlab.training.freeze import GroupIndex, apply_module_modes
 from transferlab.training.optim import NO_DECAY_SUFFIX, build_optimizer, build_param_groups, build_scheduler
 
@@ -55,11 +56,14 @@ class TransferModule(pl.LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
         self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
+        self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
         self.step_plan: StepPlan | None = None
         self.history: list[dict[str, Any]] = []  # one row per trained epoch, over the whole run
         self.best_score: float = float("-inf")
         self.best_state: dict[str, torch.Tensor] | None = None
         self.last_test: dict[str, float] = {}
+        # Per-class accuracy and confusion counts of the last test (metrics.json "test_details").
+        self.last_test_details: dict[str, Any] = {}
         # A penalty module (regularizer=...) set by the engine; holds only frozen tensors.
         self.regularizer: nn.Module | None = None
 
@@ -134,6 +138,7 @@ class TransferModule(pl.LightningModule):
         logits = self(x)
         self.test_loss.update(F.cross_entropy(logits, y), weight=y.numel())
         self.test_acc.update(logits, y)
+        self.test_confusion.update(logits, y)
 
     def on_train_epoch_start(self) -> None:
         """Record and log what is really training this epoch: trainable count, stage, LR per param group."""
@@ -184,9 +189,31 @@ class TransferModule(pl.LightningModule):
             self.best_state = {k: v.detach().clone().cpu() for k, v in self.state_dict().items()}
 
     def on_test_epoch_end(self) -> None:
-        """Log test metrics."""
+        """Log test loss, accuracy, per-class accuracy (``test/acc_class/<name>``) and the confusion matrix image."""
         loss, acc = self.test_loss.compute(), self.test_acc.compute()
+        confusion = self.test_confusion.compute()  # synced over DDP ranks like the other metrics
         self.test_loss.reset()
         self.test_acc.reset()
+        self.test_confusion.reset()
         self.last_test = {"test/loss": float(loss), "test/acc": float(acc)}
         self.log_dict({"test/loss": loss, "test/acc": acc})
+        names = [str(n) for n in self.hparams.get("class_names") or range(confusion.shape[0])]
+        per_class = per_class_accuracy(confusion)
+        self.log_dict(
+            {f"test/acc_class/{scalar_name(n)}": v for n, v in zip(names, per_class, strict=False) if v is not None}
+        )
+        self.last_test_details = {
+            "per_class_acc": dict(zip(names, per_class, strict=False)),
+            "confusion_matrix": confusion.to(torch.int64).tolist(),
+            "labels": names,
+        }
+        self._log_confusion_image(confusion, names)
+
+    def _log_confusion_image(self, confusion: torch.Tensor, names: list[str]) -> None:
+        logger = self.logger
+        if logger is None or not self.trainer.is_global_zero or not hasattr(logger.experiment, "add_figure"):
+            return
+        stage = self.step_plan.stage.name if self.step_plan is not None else "test"
+        step = self.trainer.global_step + int(getattr(logger, "step_offset", 0))
+        figure = confusion_figure(confusion, names, title=f"test confusion matrix after {stage}")
+        logger.experiment.add_figure("test/confusion_matrix", figure, global_step=step, close=True)
