@@ -1,4 +1,4 @@
-"""``transferlab``: the command dispatcher (``train``, ``plan``, ``eval``, ``ls``)."""
+"""``transferlab``: the command dispatcher (``train``, ``plan``, ``eval``, ``ls``, ``report``)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ commands:
   plan  [overrides]        print the compiled stage plan (epochs, trainable groups, parameters, LRs); no training
   eval  RUN [overrides]    test a finished run, model.safetensors or .ckpt on its data or another data config
   ls    [group] [pattern]  list config options from conf/ and registered backbone names
+  report DIR [DIR...]      aggregate runs and sweeps: tables (CSV, Markdown), plots (PNG), failed/missing jobs
 
 Run 'transferlab <command> --help' for details.
 
@@ -22,6 +23,7 @@ examples:
   transferlab plan strategy=gradual_unfreeze
   transferlab eval outputs/train/runs/<time>
   transferlab ls backbone
+  transferlab report outputs/train/multiruns/<time>
   tensorboard --logdir outputs/
 """
 
@@ -54,10 +56,14 @@ def main(argv: list[str] | None = None) -> None:
         from transferlab.cli import ls
 
         ls.main(rest)
+    elif command == "report":
+        from transferlab.cli import report
+
+        report.main(rest)
     else:
         import difflib
 
-        close = difflib.get_close_matches(command, ["train", "plan", "eval", "ls"], n=1)
+        close = difflib.get_close_matches(command, ["train", "plan", "eval", "ls", "report"], n=1)
         hint = f" Did you mean 'transferlab {close[0]}'?" if close else ""
         print(f"transferlab: error: unknown command {command!r}.{hint}\n\n{USAGE}", file=sys.stderr, end="")
         raise SystemExit(2)

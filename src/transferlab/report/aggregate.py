@@ -1,0 +1,222 @@
+"""Grouping finished jobs by their swept keys and summarising each metric as mean, sample std, min and max.
+
+Swept keys are the override keys whose values differ across the done jobs (a key some jobs lack counts as
+``<default>`` there). Groups are the unique combinations of the swept keys less the replicate keys (default
+``seed``), or of the ``--group-by`` keys. Every numeric ``final`` metric of ``metrics.json`` is reported
+(``test/acc`` first), then ``seconds``. ``std`` is the sample standard deviation (n − 1) and is ``None`` for a
+group of one; non-finite values (a diverged loss) are left out of a metric's statistics.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from transferlab.report.collect import DEFAULT, Job
+
+HEADLINE = "test/acc"
+_LOWER_IS_BETTER = ("loss", "err", "seconds", "time")
+
+
+@dataclass
+class Stats:
+    """Statistics of one metric over one group's jobs."""
+
+    n: int
+    mean: float | None
+    std: float | None  # sample std; None for n < 2
+    min: float | None
+    max: float | None
+
+
+@dataclass
+class Group:
+    """Jobs sharing the values of the group keys, and the statistics of every metric over them."""
+
+    values: tuple[str, ...]
+    jobs: list[Job]
+    stats: dict[str, Stats]
+
+    def label(self, keys: Sequence[str]) -> str:
+        """``key=value, ...`` (``all`` when there are no group keys)."""
+        return ", ".join(f"{k}={v}" for k, v in zip(keys, self.values, strict=True)) or "all"
+
+
+def is_number(value: Any) -> bool:
+    """A real int or float (not a bool)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _to_float(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def sort_key(value: str) -> tuple[int, float, str]:
+    """Numeric-aware order of override values: numbers ascending, then text, then ``null``, then ``<default>``."""
+    number = _to_float(value)
+    if number is not None:
+        return (0, number, "")
+    if value == "null":
+        return (2, 0.0, "")
+    if value == DEFAULT:
+        return (3, 0.0, "")
+    return (1, 0.0, value)
+
+
+def is_numeric_key(values: Iterable[str]) -> bool:
+    """Whether a key's values are numbers (``null`` and ``<default>`` allowed beside them)."""
+    values = [v for v in values if v not in ("null", DEFAULT)]
+    return bool(values) and all(_to_float(v) is not None for v in values)
+
+
+def swept_keys(jobs: Sequence[Job]) -> list[str]:
+    """Override keys whose values differ across ``jobs``, in the order they first appear."""
+    keys: list[str] = []
+    for job in jobs:
+        keys += [k for k in job.values if k not in keys]
+    return [k for k in keys if len({job.values.get(k, DEFAULT) for job in jobs}) > 1]
+
+
+_ABSENT = object()
+
+
+def _lookup(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return _ABSENT
+        data = data[part]
+    return data
+
+
+def _render(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ",".join(_render(v) for v in value) + "]"
+    return str(value)
+
+
+def job_value(job: Job, key: str, fallback: bool = False) -> str:
+    """The value of ``key`` for ``job``: its override, else ``<default>``.
+
+    With ``fallback``, a key the job has no override for is looked up in its resolved config, then among the
+    top-level ``metrics.json`` fields (``backbone``, ``strategy``), before ``<default>``.
+    """
+    if key in job.values:
+        return job.values[key]
+    if fallback:
+        for source in (job.config(), job.metrics or {}):
+            value = _lookup(source, key)
+            if value is not _ABSENT and not isinstance(value, dict):
+                return _render(value)
+    return DEFAULT
+
+
+def key_known(jobs: Sequence[Job], key: str) -> bool:
+    """Whether any job has ``key`` as an override, in its resolved config or in ``metrics.json``."""
+    return any(job_value(j, key, fallback=True) != DEFAULT for j in jobs)
+
+
+def metric_names(jobs: Sequence[Job]) -> list[str]:
+    """Every numeric ``final`` metric of the jobs, ``test/acc`` first, then ``seconds``."""
+    names: list[str] = []
+    for job in jobs:
+        final = (job.metrics or {}).get("final")
+        if isinstance(final, dict):
+            names += [k for k, v in final.items() if is_number(v) and k not in names]
+    if HEADLINE in names:
+        names.insert(0, names.pop(names.index(HEADLINE)))
+    if any(is_number((j.metrics or {}).get("seconds")) for j in jobs):
+        names.append("seconds")
+    return names
+
+
+def metric_value(job: Job, name: str) -> float | None:
+    """A job's value of metric ``name`` (``final`` key or ``seconds``), ``None`` if absent or not finite."""
+    metrics = job.metrics or {}
+    final = metrics.get("final") if isinstance(metrics.get("final"), dict) else {}
+    value = metrics.get(name) if name == "seconds" else final.get(name)
+    return float(value) if is_number(value) and math.isfinite(value) else None
+
+
+def stats(values: Sequence[float]) -> Stats:
+    """Mean, sample std (``None`` for fewer than 2 values), min and max."""
+    if not values:
+        return Stats(0, None, None, None, None)
+    std = statistics.stdev(values) if len(values) > 1 else None
+    return Stats(len(values), statistics.fmean(values), std, min(values), max(values))
+
+
+def group_jobs(jobs: Sequence[Job], keys: Sequence[str], metrics: Sequence[str], fallback: bool = False) -> list[Group]:
+    """Group ``jobs`` by the values of ``keys`` and compute every metric's statistics, sorted by the keys.
+
+    Args:
+        jobs: Done jobs.
+        keys: Group keys (override keys; with ``fallback`` also config keys).
+        metrics: Metric names (see :func:`metric_names`).
+        fallback: Look keys up in the resolved config when a job has no override for them.
+
+    Returns:
+        Groups in numeric-aware order of their key values.
+    """
+    members: dict[tuple[str, ...], list[Job]] = {}
+    for job in jobs:
+        members.setdefault(tuple(job_value(job, k, fallback) for k in keys), []).append(job)
+    groups = []
+    for values in sorted(members, key=lambda vs: [sort_key(v) for v in vs]):
+        group_members = members[values]
+        per_metric = {}
+        for name in metrics:
+            found = [metric_value(j, name) for j in group_members]
+            per_metric[name] = stats([v for v in found if v is not None])
+        groups.append(Group(values, group_members, per_metric))
+    return groups
+
+
+def lower_is_better(metric: str) -> bool:
+    """Losses, errors and times are minimised; everything else (accuracies) maximised."""
+    return any(word in metric.lower() for word in _LOWER_IS_BETTER)
+
+
+def best_group(groups: Sequence[Group], metric: str) -> Group | None:
+    """The group with the best mean of ``metric`` (highest, or lowest for losses/times); ``None`` if no values."""
+    scored = [g for g in groups if metric in g.stats and g.stats[metric].mean is not None]
+    if not scored:
+        return None
+    sign = 1.0 if lower_is_better(metric) else -1.0
+    return min(scored, key=lambda g: sign * g.stats[metric].mean)  # type: ignore[operator]
+
+
+def curve(jobs: Sequence[Job], metric: str) -> tuple[list[int], list[float], list[int], list[int]]:
+    """Mean of an ``epochs`` metric per epoch over ``jobs``, and the epochs where a new stage starts.
+
+    Returns:
+        ``(epochs, means, counts, stage_starts)``: epochs having a value in at least one job, the mean over
+        the jobs that have it, how many jobs that is, and the first epoch of every stage after the first.
+    """
+    per_epoch: dict[int, list[float]] = {}
+    starts: set[int] = set()
+    for job in jobs:
+        rows = (job.metrics or {}).get("epochs")
+        previous = None
+        for row in rows if isinstance(rows, list) else []:
+            if not isinstance(row, dict) or not is_number(row.get("epoch")):
+                continue
+            epoch = int(row["epoch"])
+            if previous is not None and row.get("stage") != previous:
+                starts.add(epoch)
+            previous = row.get("stage")
+            value = row.get(metric)
+            if is_number(value) and math.isfinite(value):
+                per_epoch.setdefault(epoch, []).append(float(value))
+    epochs = sorted(per_epoch)
+    return epochs, [statistics.fmean(per_epoch[e]) for e in epochs], [len(per_epoch[e]) for e in epochs], sorted(starts)
