@@ -7,10 +7,8 @@ Hydra's own job log keeps no traceback and a crashed job leaves no ``metrics.jso
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import traceback
 from pathlib import Path
-from typing import Any
 
 from transferlab.training.results import write_json_atomic
 
@@ -40,15 +38,6 @@ def write_failure(run_dir: Path, error: BaseException, overrides: list[str] | No
     path = run_dir / FAILURE_FILE
     write_json_atomic(path, record)
     return path
-
-
-def read_failure(run_dir: Path) -> dict[str, Any] | None:
-    """The failure record of ``run_dir``, or ``None`` when the job did not fail (or the file is unreadable)."""
-    path = run_dir / FAILURE_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def clear_failure(run_dir: Path) -> None:
