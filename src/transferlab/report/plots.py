@@ -45,26 +45,30 @@ def read_plot_data(path: Path) -> dict[str, Any]:
         return json.loads(image.text[METADATA_KEY])  # type: ignore[attr-defined]
 
 
-def _line_axes(keys: Sequence[str], groups: Sequence[Group]) -> tuple[int, int | None] | None:
-    """Index of the x key and of the series key when the groups suit a line plot, else ``None``."""
+_MAX_LINES = 12
+
+
+def _line_axes(keys: Sequence[str], groups: Sequence[Group]) -> tuple[int, list[int]] | None:
+    """Index of the x key and of the keys that name the lines when the groups suit a line plot, else ``None``.
+
+    x is the numeric key with the most values (e.g. ``data.shots_per_class``); each combination of the other
+    keys (e.g. ``strategy`` × ``strategy.init``) is one line, up to a dozen lines.
+    """
     numeric = [i for i, k in enumerate(keys) if is_numeric_key(g.values[i] for g in groups)]
-    if len(keys) == 1 and numeric:
-        return 0, None
-    if len(keys) != 2 or not numeric:
+    if not numeric:
         return None
-    if len(numeric) == 2:  # both numeric: the one with more values on x
-        counts = [len({g.values[i] for g in groups}) for i in (0, 1)]
-        x = 0 if counts[0] > counts[1] else 1
-    else:
-        x = numeric[0]
-    return x, 1 - x
+    x = max(numeric, key=lambda i: (len({g.values[i] for g in groups}), -i))
+    rest = [i for i in range(len(keys)) if i != x]
+    if len({tuple(g.values[i] for i in rest) for g in groups}) > _MAX_LINES:
+        return None
+    return x, rest
 
 
 def summary_plot(groups: Sequence[Group], keys: Sequence[str], metric: str, path: Path) -> Path | None:
     """Plot ``metric`` (mean ± sample std) per group; ``None`` (nothing written) when no group has a value.
 
-    With one numeric group key (beside at most one categorical key), a line per category over that key's
-    values (evenly spaced, sorted numerically, ``null`` last); otherwise a bar per group.
+    With a numeric group key, a line per combination of the other keys over that key's values (evenly
+    spaced, sorted numerically, ``null`` last); otherwise a bar per group.
     """
     groups = [g for g in groups if g.stats.get(metric) and g.stats[metric].mean is not None]
     if not groups:
@@ -87,20 +91,20 @@ def summary_plot(groups: Sequence[Group], keys: Sequence[str], metric: str, path
         xi, si = axes
         x_key = keys[xi]
         xs = sorted({g.values[xi] for g in groups}, key=sort_key)
-        names = sorted({g.values[si] for g in groups}, key=sort_key) if si is not None else [metric]
+        names = sorted({tuple(g.values[i] for i in si) for g in groups}, key=lambda t: [sort_key(v) for v in t])
         fig = _figure(7.0, 4.5)
         ax = fig.add_subplot()
         for name in names:
-            members = [g for g in groups if si is None or g.values[si] == name]
+            members = [g for g in groups if tuple(g.values[i] for i in si) == name]
             members.sort(key=lambda g: sort_key(g.values[xi]))
-            label = f"{keys[si]}={name}" if si is not None else metric
+            label = ", ".join(f"{keys[i]}={v}" for i, v in zip(si, name, strict=True)) or metric
             s = _series(label, [g.values[xi] for g in members], members, metric)
             series.append(s)
             pos = [xs.index(x) for x in s["x"]]
             ax.errorbar(pos, s["mean"], yerr=[v or 0.0 for v in s["std"]], marker="o", capsize=3, label=label)
         ax.set_xticks(range(len(xs)), xs)
         ax.set_xlabel(x_key)
-        if si is not None:
+        if si:
             _legend(ax, [s["label"] for s in series])
         kind = "line"
     ax.set_ylabel(f"{metric} (mean ± std)")
