@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -37,3 +39,10 @@ class TinyBackbone(nn.Module):
 def tiny_backbone() -> TinyBackbone:
     torch.manual_seed(0)
     return TinyBackbone()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _feature_cache_outside_the_checkout(tmp_path_factory):
+    """Runs started by tests (in process and in subprocesses) keep cached features in a temp dir."""
+    if "TRANSFERLAB_FEATURE_CACHE" not in os.environ:
+        os.environ["TRANSFERLAB_FEATURE_CACHE"] = str(tmp_path_factory.mktemp("feature_cache"))

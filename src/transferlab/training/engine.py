@@ -7,12 +7,14 @@ reads ``cfg.a.b.c``.
 from __future__ import annotations
 
 import logging
+import os
 import time
 import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -34,12 +36,14 @@ from transferlab.training.distributed import (
     use_job_command_for_ranks,
 )
 from transferlab.training.export import MODEL_FILE, export_model
+from transferlab.training.feature_cache import FeatureCache, cache_blocker, cached_loaders
 from transferlab.training.loggers import RunTensorBoardLogger
 from transferlab.training.module import TransferModule
 from transferlab.training.multitask import build_multitask
 from transferlab.training.progress import StageProgressBar
 from transferlab.training.reinit import reinitialize_groups
 from transferlab.training.results import METRICS_FILE, format_summary, write_json_atomic
+from transferlab.training.speed import apply_speed_settings, check_speed_settings, split_speed_settings
 from transferlab.training.trainer import build_trainer, trainer_kwargs
 
 log = logging.getLogger(__name__)
@@ -154,6 +158,8 @@ def _quiet_known_warnings() -> None:
     # Under DDP: epoch-level values are torchmetrics results (already reduced over ranks) or the same on every
     # rank (learning rates, trainable counts), so Lightning's advice to all-reduce them again does not apply.
     warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting.*")
+    # TransferModule.on_after_batch_transfer (channels-last batches) is meant to apply to every data module.
+    warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule`.*")
     # Lightning's own use of a torch API deprecated in newer torch releases.
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
@@ -172,18 +178,25 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     _quiet_known_warnings()
     run_dir.mkdir(parents=True, exist_ok=True)
     kwargs = trainer_kwargs(_container(cfg, "trainer"))  # checked before any weights load
+    speed, _ = split_speed_settings(_container(cfg, "trainer"))
+    check_speed_settings(speed)
     if is_script_launched_ddp(kwargs) and HydraConfig.initialized():
         use_job_command_for_ranks()  # ranks > 0 run this job in this run dir (training/distributed.py)
     rank_zero = is_rank_zero()
     pl.seed_everything(int(cfg.seed), workers=True, verbose=False)
     module, data, plan = build_module(cfg)
+    device = _compute_device(kwargs)
+    apply_speed_settings(module, speed, on_gpu=device.type == "cuda")
     log.info("data: %s", data.describe() if hasattr(data, "describe") else type(data).__name__)
     log.info("plan:\n%s", format_plan(plan, module.hparams["backbone_name"]))
 
     logger = RunTensorBoardLogger(str(run_dir)) if _container(cfg, "logger").get("tensorboard", True) else None
+    cache_cfg = _container(cfg, "feature_cache")
+    cache = FeatureCache(Path(cache_cfg["dir"]) if cache_cfg.get("dir") else None)
     stages: dict[str, Any] = {}
     ddp_sync: dict[str, list[str]] = {}  # step -> weight digest of every rank, under DDP
     trainer: pl.Trainer | None = None
+    loaders: dict[str, Any] | None = None
     num_stages = len(plan.strategy.stages)
     for stage_index, stage in enumerate(plan.strategy.stages):
         stage_start = time.perf_counter()
@@ -191,9 +204,13 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         for step in (s for s in plan.steps if s.stage_index == stage_index):
             module.set_step(step)
             module.train()  # a test at the end of the previous stage left it in eval mode
+            loaders = _feature_loaders(module, data, cache, cache_cfg, step, device, kwargs, rank_zero)
             callbacks = _step_callbacks(cfg, step, run_dir, num_stages)
             trainer = build_trainer(kwargs, step.epochs, logger, callbacks, str(run_dir))
-            trainer.fit(module, datamodule=data)
+            if loaders is not None:
+                trainer.fit(module, train_dataloaders=loaders["train"], val_dataloaders=loaders["val"])
+            else:
+                trainer.fit(module, datamodule=data)
             digests = check_ranks_in_sync(module, step.label)
             if digests is not None:
                 ddp_sync[step.label] = digests
@@ -203,12 +220,12 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
             module.load_state_dict(module.best_state)
         module.last_test = {}
         if cfg.get("test_each_stage", True) and trainer is not None:
-            trainer.test(module, datamodule=data, verbose=False)
+            _test(trainer, module, data, loaders)
         stages[stage.name] = _stage_row(module, stage.name, stage.epochs, time.perf_counter() - stage_start)
 
     assert trainer is not None  # a strategy has at least one stage with at least one epoch
     if not module.last_test:
-        trainer.test(module, datamodule=data, verbose=False)
+        _test(trainer, module, data, loaders)
     last = stages[plan.strategy.stages[-1].name]
     # test/acc first, then test/loss (+ test/<task>/* of a multi-task run)
     final = {"test/acc": module.last_test["test/acc"], **module.last_test}
@@ -265,6 +282,57 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if rank_zero:
         write_json_atomic(run_dir / METRICS_FILE, metrics)
     return metrics
+
+
+def _compute_device(kwargs: dict[str, Any]) -> torch.device:
+    """Where features are computed for the cache: this rank's GPU when training runs on GPUs, else the CPU."""
+    if str(kwargs.get("accelerator", "auto")) in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0") or 0))
+    return torch.device("cpu")
+
+
+def _feature_loaders(
+    module: TransferModule,
+    data: pl.LightningDataModule,
+    cache: FeatureCache,
+    cache_cfg: dict[str, Any],
+    step: StepPlan,
+    device: torch.device,
+    kwargs: dict[str, Any],
+    rank_zero: bool,
+) -> dict[str, Any] | None:
+    """Loaders over cached features when the step's backbone is entirely frozen, else ``None`` (live images)."""
+    blocker = cache_blocker(module, data, bool(cache_cfg.get("enabled", True)))
+    if blocker is not None:
+        module.features_cached = False
+        if not any(p.requires_grad for p in module.backbone.parameters()):  # frozen, yet not cacheable: say why
+            log.info("feature cache: step %s computes features live: %s", step.label, blocker)
+        return None
+    cached = cache.get(module.backbone, data, _data_cfg(module), device, str(kwargs["precision"]), rank_zero)
+    module.features_cached = True
+    where = cache.path(cached.key) if cached.source != "memory" else "memory"
+    log.info(
+        "feature cache: step %s trains the head on cached features (%s in %.2f s, %s)",
+        step.label, cached.source, cached.seconds, where,
+    )  # fmt: skip
+    return cached_loaders(cached, data)
+
+
+def _data_cfg(module: TransferModule) -> dict[str, Any]:
+    """The run's plain ``data`` config (part of the feature cache key)."""
+    return dict(module.hparams["config"].get("data") or {})
+
+
+def _test(
+    trainer: pl.Trainer, module: TransferModule, data: pl.LightningDataModule, loaders: dict[str, Any] | None
+) -> None:
+    """Test the module: on cached test features if the last step trained on them, else on the data module."""
+    if module.features_cached and loaders is not None:
+        trainer.test(module, dataloaders=loaders["test"], verbose=False)
+    else:
+        module.features_cached = False
+        trainer.test(module, datamodule=data, verbose=False)
+    module.features_cached = False
 
 
 def _hparams(cfg: DictConfig, plan: Plan) -> dict[str, Any]:

@@ -50,13 +50,16 @@ class TransferModule(pl.LightningModule):
         self.dropout = nn.Dropout(head_dropout)
         self.head = nn.Linear(int(backbone.num_features), num_classes)
         self.groups = GroupIndex(backbone)
-        self.train_loss = MeanMetric()
-        self.val_loss = MeanMetric()
-        self.test_loss = MeanMetric()
-        self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
-        self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
-        self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro")
-        self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes)
+        # No host-device sync per step: torchmetrics' input checks (NaN scan, label range via torch.unique)
+        # each wait for the GPU, so they are off; labels come from our own data modules.
+        lean: dict[str, Any] = {"validate_args": False}
+        self.train_loss = MeanMetric(nan_strategy="disable")
+        self.val_loss = MeanMetric(nan_strategy="disable")
+        self.test_loss = MeanMetric(nan_strategy="disable")
+        self.train_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", **lean)
+        self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", **lean)
+        self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", **lean)
+        self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes, **lean)
         self.step_plan: StepPlan | None = None
         self.history: list[dict[str, Any]] = []  # one row per trained epoch, over the whole run
         self.best_score: float = float("-inf")
@@ -66,6 +69,10 @@ class TransferModule(pl.LightningModule):
         self.last_test_details: dict[str, Any] = {}
         # A penalty module (regularizer=...) set by the engine; holds only frozen tensors.
         self.regularizer: nn.Module | None = None
+        # Set by the engine when batches carry cached backbone features instead of images (feature_cache.py).
+        self.features_cached = False
+        # Set by training/speed.py: batches of images are made channels-last to match the weights.
+        self.channels_last = False
 
     # ---- plan steps -------------------------------------------------------------------------------
     def set_step(self, step: StepPlan) -> None:
@@ -96,8 +103,12 @@ class TransferModule(pl.LightningModule):
 
     # ---- model --------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits of shape ``(B, num_classes)``."""
-        return self.head(self.dropout(self.backbone.forward_features(x)))
+        """Logits of shape ``(B, num_classes)`` (``x`` are images, or features when ``features_cached``)."""
+        return self.head(self.dropout(self.features(x)))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Backbone features of a batch; a batch of cached features passes through unchanged."""
+        return x if self.features_cached else self.backbone.forward_features(x)
 
     def configure_optimizers(self) -> dict[str, Any]:
         """Fresh optimizer for the current step; the per-epoch schedule continues the stage's shape."""
@@ -110,10 +121,16 @@ class TransferModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
     # ---- loops --------------------------------------------------------------------------------------
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Make image batches channels-last when the weights are (one cheap copy on the device)."""
+        if self.channels_last and isinstance(batch, (tuple, list)) and getattr(batch[0], "ndim", 0) == 4:
+            return (batch[0].contiguous(memory_format=torch.channels_last), *batch[1:])
+        return batch
+
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> torch.Tensor:
         """Cross-entropy on one batch; loss and accuracy accumulate on the device (no per-step sync)."""
         x, y = batch
-        features = self.backbone.forward_features(x)
+        features = self.features(x)
         logits = self.head(self.dropout(features))
         loss = F.cross_entropy(logits, y)
         if self.regularizer is not None:

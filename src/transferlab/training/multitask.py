@@ -36,8 +36,10 @@ _SPLITS = ("train", "val", "test")
 
 def _task_metrics(num_classes: int) -> nn.ModuleDict:
     # torchmetrics states are not persistent, so none of these enter state_dict or the export.
-    out = {f"{s}_loss": MeanMetric() for s in _SPLITS}
-    out |= {f"{s}_acc": MulticlassAccuracy(num_classes=num_classes, average="micro") for s in _SPLITS}
+    out = {f"{s}_loss": MeanMetric(nan_strategy="disable") for s in _SPLITS}
+    # validate_args off: its label check (torch.unique) would sync with the device every step
+    acc = {"num_classes": num_classes, "average": "micro", "validate_args": False}
+    out |= {f"{s}_acc": MulticlassAccuracy(**acc) for s in _SPLITS}
     return nn.ModuleDict(out)
 
 
@@ -80,7 +82,7 @@ class MultiTaskModule(TransferModule):
         self.heads = nn.ModuleDict({t: nn.Linear(features, n) for t, n in num_classes.items()})
         self.loss_weighting = weighting
         self.metrics = nn.ModuleDict({t: _task_metrics(n) for t, n in num_classes.items()})
-        self.train_total = MeanMetric()
+        self.train_total = MeanMetric(nan_strategy="disable")
 
     # ---- parameters --------------------------------------------------------------------------------
     def head_parameters(self) -> list[nn.Parameter]:

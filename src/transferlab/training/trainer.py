@@ -10,6 +10,7 @@ import lightning.pytorch as pl
 import torch
 
 from transferlab.errors import ConfigError
+from transferlab.training.speed import SPEED_KEYS
 
 # Keys the engine sets per step; users set epochs in strategy stages, not here.
 _ENGINE_KEYS = ("max_epochs", "min_epochs", "max_steps", "logger", "callbacks", "default_root_dir")
@@ -48,7 +49,8 @@ def trainer_kwargs(raw: Mapping[str, Any]) -> dict[str, Any]:
         ConfigError: On keys the engine owns or that ``Trainer`` does not take.
     """
     valid = set(inspect.signature(pl.Trainer.__init__).parameters) - {"self"}
-    kwargs = dict(raw)
+    # transferlab's own speed keys (channels_last, compile) are applied to the module, not passed to Trainer
+    kwargs = {k: v for k, v in raw.items() if k not in SPEED_KEYS}
     for key in kwargs:
         if key in _ENGINE_KEYS:
             hint = (
@@ -60,7 +62,7 @@ def trainer_kwargs(raw: Mapping[str, Any]) -> dict[str, Any]:
         if key not in valid:
             raise ConfigError(
                 f"trainer.{key}: lightning.Trainer has no such argument. Fix: remove it or use one of "
-                f"{', '.join(sorted(valid - set(_ENGINE_KEYS)))}."
+                f"{', '.join(sorted((valid - set(_ENGINE_KEYS)) | set(SPEED_KEYS)))}."
             )
     kwargs["precision"] = resolve_precision(kwargs.get("precision", "auto"), str(kwargs.get("accelerator", "auto")))
     return kwargs
