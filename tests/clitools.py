@@ -26,7 +26,7 @@ def run_cli(
     timeout: int = 600,
     env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0", **(env or {}))
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0", **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "transferlab.cli.main", *args],
         cwd=cwd,

@@ -6,6 +6,8 @@ paragraph (no stack trace) and exits non-zero. Messages name the key or file, th
 
 from __future__ import annotations
 
+_WORKER_TRACEBACK = "Original Traceback (most recent call last):"
+
 
 class TransferlabError(Exception):
     """Base class of errors caused by user input (configs, files, names)."""
@@ -28,3 +30,28 @@ class WeightsError(TransferlabError, RuntimeError):
 
 class DataError(TransferlabError, RuntimeError):
     """A data set cannot be built: missing folder, empty class, download needed while offline."""
+
+
+def user_message(err: BaseException) -> str:
+    """The one-paragraph message of a user error, as the CLI prints it.
+
+    An error raised inside a ``DataLoader`` worker process reaches the main process re-created with the
+    worker's traceback as its text (``Caught DataError in DataLoader worker process 0. Original Traceback …``);
+    the message the user needs is the last line of that traceback, without the exception's class path.
+
+    Args:
+        err: The exception.
+
+    Returns:
+        Its message on one line.
+    """
+    text = str(err)
+    if _WORKER_TRACEBACK in text:
+        last = [line for line in text.splitlines() if line.strip()][-1].strip()
+        head, sep, rest = last.partition(": ")
+        text = rest if sep and head.endswith(type(err).__name__) else last
+    return " ".join(text.split())
+
+
+class TrainingDivergedError(TransferlabError):
+    """The training loss became NaN or infinite; the run stops before that step updates the weights (on CPU)."""

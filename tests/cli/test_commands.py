@@ -5,7 +5,7 @@ import pytest
 from tests.clitools import FAST, run_cli
 
 
-@pytest.mark.parametrize("command", ["plan", "eval", "ls"])
+@pytest.mark.parametrize("command", ["validate", "plan", "eval", "ls"])
 def test_each_subcommand_help_ends_with_examples(command):
     out = run_cli(command, "--help").stdout
     assert "examples:" in out, out
@@ -44,7 +44,7 @@ def test_ls_lists_groups_options_and_registry_names_with_wildcards():
 @pytest.mark.parametrize(
     ("overrides", "needle"),
     [
-        (["backbone=resnt18"], "Could not find 'backbone/resnt18'"),
+        (["backbone=resnt18"], "config group 'backbone' has no option 'resnt18'"),
         (["trainer.max_epoch=3"], "max_epoch"),
         (["backbone.name=tv:resnt18"], "tv:resnet18"),
         (["strategy.stages.finetune.lr_head=-1"], "strategy.stages.finetune.lr_head=-1.0: must be > 0.0"),

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from transferlab.data import ImageFolderDataModule, build_data
 from transferlab.errors import ConfigError, DataError
@@ -111,11 +113,47 @@ def test_corrupt_image_names_the_file(make_tree, data_config):
     root = make_tree({"a": 3, "b": 3})
     bad = root / "a" / "img_0.png"
     bad.write_bytes(b"not a png")
-    dm = folder(root, data_config, val_fraction=0.01, test_fraction=0.01)
-    with pytest.raises(DataError) as err:
+    with pytest.raises(DataError) as err:  # on_corrupt=fail (the default): setup checks every file first
+        folder(root, data_config, val_fraction=0.01, test_fraction=0.01)
+    message = str(err.value)
+    assert str(bad) in message and "1 of 6 image files" in message, f"unclear: {message}"
+    assert "data.on_corrupt=skip" in message, f"the fix should be named: {message}"
+
+
+def test_on_corrupt_skip_leaves_unreadable_files_out(make_tree, data_config, caplog):
+    root = make_tree({"a": 4, "b": 4})
+    (root / "a" / "img_0.png").write_bytes(b"not a png")
+    cut = root / "b" / "img_1.png"
+    cut.write_bytes(cut.read_bytes()[:40])  # a cut-off PNG fails verify()
+    with caplog.at_level("WARNING", logger="transferlab.data.image_folder"):
+        dm = folder(root, data_config, on_corrupt="skip", val_fraction=0.25, test_fraction=0.25)
+    kept = sorted(p.name for p, _ in dm.train_set.base.samples)
+    assert len(dm.train_set.base.samples) == 6 and dm.skipped == [root / "a" / "img_0.png", cut], (kept, dm.skipped)
+    assert "left out 2 unreadable of 8 image files" in caplog.text and str(cut) in caplog.text, caplog.text
+    assert "2 unreadable files skipped" in dm.describe(), dm.describe()
+    x, _ = next(iter(dm.train_dataloader()))
+    assert x.shape[0] > 0
+
+
+def test_on_corrupt_skip_drops_a_file_that_fails_to_decode_from_its_batch(make_tree, data_config, tmp_path):
+    root = make_tree({"a": 4, "b": 4})
+    img = Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    img.save(tmp_path / "whole.jpg")
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (root / "a" / "cut.jpg").write_bytes(data[: len(data) // 2])  # header fine: passes the setup check
+    dm = folder(root, data_config, on_corrupt="skip", val_fraction=0.2, test_fraction=0.2, shots_per_class=None)
+    sizes = [len(y) for _, y in dm.train_dataloader()] + [len(y) for _, y in dm.val_dataloader()]
+    sizes += [len(y) for _, y in dm.test_dataloader()]
+    assert sum(sizes) == 8, f"the cut JPEG must be left out of its batch: {sizes}"
+    dm = folder(root, data_config, val_fraction=0.2, test_fraction=0.2)
+    with pytest.raises(DataError, match=r"cut\.jpg cannot be read.*on_corrupt=skip"):
         (
             [dm.train_set[i] for i in range(len(dm.train_set))]
             + [dm.val_set[i] for i in range(len(dm.val_set))]
             + [dm.test_set[i] for i in range(len(dm.test_set))]
         )
-    assert str(bad) in str(err.value), f"unclear: {err.value}"
+
+
+def test_on_corrupt_takes_fail_or_skip(make_tree, data_config):
+    with pytest.raises(ConfigError, match=r"data\.on_corrupt='ignore'.*fail, skip"):
+        folder(make_tree({"a": 2, "b": 2}), data_config, setup=False, on_corrupt="ignore")

@@ -29,3 +29,19 @@ def test_loader_returns_batches_and_drops_only_a_single_last_sample():
     sizes = [len(y) for _, y in loader]
     assert sizes == [4, 4], f"9 samples in batches of 4: the lone last sample should be dropped, got {sizes}"
     assert drop_single_last(65, 64) and not drop_single_last(66, 64) and not drop_single_last(1, 64), "rule"
+
+
+def test_shuffle_order_depends_only_on_seed_and_epoch():
+    from transferlab.data.tensor_loader import EpochShuffleSampler
+
+    def order(sampler: EpochShuffleSampler, epoch: int) -> list[int]:
+        sampler.set_epoch(epoch)
+        return list(sampler)
+
+    running = EpochShuffleSampler(50, seed=3)
+    orders = [order(running, e) for e in range(4)]
+    assert all(sorted(o) == list(range(50)) for o in orders)
+    assert len({tuple(o) for o in orders}) == 4  # a new order every epoch
+    resumed = EpochShuffleSampler(50, seed=3)  # a restarted run that starts at epoch 2
+    assert order(resumed, 2) == orders[2] and order(resumed, 3) == orders[3]
+    assert order(EpochShuffleSampler(50, seed=4), 0) != orders[0]

@@ -10,7 +10,7 @@ Example:
 from transferlab.backbones.base import Backbone, DataConfig, LayerGroup, module_group_index
 from transferlab.backbones.module import ModelBackbone
 from transferlab.backbones.packaged import load_packaged_state_dict
-from transferlab.backbones.registry import create_backbone, list_backbones
+from transferlab.backbones.registry import check_backbone, create_backbone, list_backbones
 from transferlab.backbones.weight_files import WeightsFile, read_weights_file
 from transferlab.backbones.weights import LoadReport, load_weights_file
 
@@ -21,6 +21,7 @@ __all__ = [
     "LoadReport",
     "ModelBackbone",
     "WeightsFile",
+    "check_backbone",
     "create_backbone",
     "list_backbones",
     "load_packaged_state_dict",

@@ -17,9 +17,9 @@ import fnmatch
 import os
 from typing import Literal
 
-from transferlab.backbones import packaged, small_cnn, timm_family, torchvision_family
+from transferlab.backbones import hub, packaged, small_cnn, timm_family, torchvision_family
 from transferlab.backbones.module import ModelBackbone
-from transferlab.backbones.weight_files import checkpoint_backbone_name, read_weights_file
+from transferlab.backbones.weight_files import checkpoint_backbone_name, read_weights_file, resolve_weights_path
 from transferlab.backbones.weights import load_state_dict_into
 from transferlab.errors import UnknownBackboneError, WeightsError
 
@@ -79,12 +79,23 @@ def _weights_source(weights: str | os.PathLike[str] | None) -> WeightsSource:
     return "file"
 
 
-def _hub_error(name: str, err: BaseException) -> WeightsError:
+_OFFLINE_FIX = (
+    "Offline alternatives: backbone=efficientnet_lite0 (packaged ImageNet weights), "
+    "backbone.weights=<local file>, or backbone.weights=null (random init)."
+)
+
+
+def _hub_error(name: str, err: BaseException, offline: str | None = None) -> WeightsError:
     reason = " ".join(str(err).split())[:200] or type(err).__name__
+    if offline is not None:
+        return WeightsError(
+            f"backbone {name}: backbone.weights=hub needs a download, but the Hugging Face Hub cannot be reached "
+            f"({offline}) and the weights are not in the local cache ({hub.hf_cache_dir()}; "
+            f"{type(err).__name__}: {reason[:120]}). {_OFFLINE_FIX}"
+        )
     return WeightsError(
         f"backbone {name}: backbone.weights=hub needs a download and it failed ({type(err).__name__}: {reason}). "
-        f"Offline alternatives: backbone=efficientnet_lite0 (packaged ImageNet weights), "
-        f"backbone.weights=<local file>, or backbone.weights=null (random init)."
+        f"{_OFFLINE_FIX}"
     )
 
 
@@ -132,6 +143,46 @@ def _build(name: str, source: WeightsSource) -> ModelBackbone:
     return backbone
 
 
+def check_backbone(name: str, weights: str | os.PathLike[str] | None = None) -> WeightsSource:
+    """Check a backbone name and weights value as :func:`create_backbone` would, without loading anything.
+
+    The name must be registered; ``weights`` must be null/random, ``hub`` (an architecture with hub weights),
+    ``package`` (an installed weights package for it) or an existing file or run directory. Files are not
+    opened: a truncated or foreign file passes here and fails when a run loads it.
+
+    Args:
+        name: A registry name.
+        weights: The ``backbone.weights`` value.
+
+    Returns:
+        Where the weights would come from: ``random``, ``hub``, ``package`` or ``file``.
+
+    Raises:
+        UnknownBackboneError: If the name is not registered.
+        WeightsError: If the weights value cannot work for this name.
+    """
+    source = _weights_source(weights)
+    if name == CHECKPOINT:
+        if source != "file":
+            raise WeightsError(
+                f"backbone.weights={weights!r}: backbone=checkpoint needs backbone.weights=<run dir or weights "
+                f"file>. Fix: backbone=checkpoint backbone.weights=outputs/<run>/ or pick an architecture."
+            )
+        resolve_weights_path(weights)  # type: ignore[arg-type]
+        return source
+    family, package_name = _family_of(name)
+    if source == "hub" and family == "small":
+        raise WeightsError(
+            f"backbone.weights=hub: backbone {name} has no hub weights. Fix: backbone.weights=null, or a run of "
+            f"yours: backbone=checkpoint backbone.weights=<run dir>."
+        )
+    if source == "package":
+        packaged.packaged_file(package_name or name)  # the package is imported, its weights file not read
+    if source == "file":
+        resolve_weights_path(weights)  # type: ignore[arg-type]
+    return source
+
+
 def create_backbone(name: str, weights: str | os.PathLike[str] | None = None) -> ModelBackbone:
     """Build a registered backbone with the requested weights.
 
@@ -173,8 +224,10 @@ def create_backbone(name: str, weights: str | os.PathLike[str] | None = None) ->
         load_state_dict_into(backbone, file.tensors, str(file.path))
         return backbone
     if source == "hub":
+        # timm fetches from the Hugging Face Hub, which retries for ~50 s offline: probe first, fail in seconds
+        offline = hub.prepare_hf_download() if _family_of(name)[0] in ("timm", "packaged") else None
         try:
             return _build(name, "hub")
         except OSError as err:  # URLError, socket errors and huggingface_hub's offline errors are OSErrors
-            raise _hub_error(name, err) from err
+            raise _hub_error(name, err, offline) from err
     return _build(name, source)

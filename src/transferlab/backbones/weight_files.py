@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -111,11 +112,21 @@ def _read_safetensors(file: Path) -> WeightsFile:
 def _read_torch(file: Path) -> WeightsFile:
     try:
         # weights_only=True, always: unpickling anything else can run arbitrary code.
-        obj = torch.load(file, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a plain pickle's protocol warning would precede our one-line error
+            warnings.filterwarnings("ignore", message=r".*pickle protocol.*", category=UserWarning)
+            obj = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         if "Weights only load failed" not in str(err):
             raise _corrupt(file, err) from err
-        reason = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line), "non-tensor objects")
+        reason = next((line.strip() for line in str(err).splitlines() if "GLOBAL" in line), None)
+        if reason is None:  # e.g. "Unsupported operand 149": a pickle written by pickle.dump, not torch.save
+            detail = next((line.strip() for line in str(err).splitlines() if line.startswith("Unsupported")), "")
+            raise WeightsError(
+                f"{file}: not a PyTorch weights file: a plain Python pickle or another format that "
+                f"torch.load(weights_only=True) cannot read{f' ({detail})' if detail else ''}. Fix: save the "
+                f"model's tensors with torch.save(model.state_dict(), path) or safetensors.torch.save_file, and "
+                f"pass that file."
+            ) from None
         raise WeightsError(
             f"{file}: refused: it contains pickled Python objects that could run code when loaded ({reason}). "
             f"Fix: if you trust it, re-save only its tensors (torch.save(model.state_dict(), path) or "

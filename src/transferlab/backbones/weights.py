@@ -138,11 +138,13 @@ def load_state_dict_into(
             unexpected.append(key)
     arch = getattr(backbone, "name", type(backbone).__name__)
     if not mapped:
+        wanted = [k for k in own if not k.endswith("num_batches_tracked")]
+        foreign = unexpected or [k for k in tensors if k not in ignored] or list(tensors)
         raise WeightsError(
-            f"{source}: no tensor matches backbone {arch} (file keys: {_few(list(tensors))}; backbone keys: "
-            f"{_few(list(own))}). The file holds another architecture or naming. Fix: pass the backbone the "
-            f"file was saved from (backbone=<arch> backbone.weights=<file>, or backbone=checkpoint for "
-            f"transferlab exports)."
+            f"{source}: no tensor matches backbone {arch}: MISSING {len(wanted)} backbone tensors "
+            f"({_few(wanted)}); UNEXPECTED {len(foreign)} file tensors ({_few(foreign)}). The file holds "
+            f"another architecture or naming. Fix: pass the backbone the file was "
+            f"saved from (backbone=<arch> backbone.weights=<file>, or backbone=checkpoint for transferlab exports)."
         )
     mismatched = [
         f"{k}: file {tuple(v.shape)} vs backbone {tuple(own[k].shape)}"
@@ -151,7 +153,8 @@ def load_state_dict_into(
     ]
     if mismatched:
         raise WeightsError(
-            f"{source}: {len(mismatched)} tensors do not fit backbone {arch} ({'; '.join(mismatched[:3])}). "
+            f"{source}: {len(mismatched)} of {len(mapped)} matching tensors do not fit backbone {arch} "
+            f"({'; '.join(mismatched[:3])}{'; …' if len(mismatched) > 3 else ''}). "
             f"The file holds another architecture. Fix: pass the architecture it was saved from "
             f"(backbone=<arch> backbone.weights=<file>, or backbone=checkpoint for transferlab exports)."
         )

@@ -7,13 +7,10 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from hydra import compose, initialize_config_dir
-from hydra.errors import HydraException
 from omegaconf import DictConfig
-from omegaconf.errors import OmegaConfBaseException
 
-from transferlab.errors import TransferlabError
-from transferlab.paths import conf_dir
+from transferlab.cli.composition import compose
+from transferlab.errors import ConfigError, TransferlabError, user_message
 
 EXIT_USER_ERROR = 2
 
@@ -35,13 +32,13 @@ def compose_config(overrides: Sequence[str], config_name: str = "train") -> Dict
         The composed config (``hydra`` node removed).
 
     Raises:
-        TransferlabError: Never; composition errors exit via :func:`fail` with Hydra's message.
+        TransferlabError: Never; composition errors exit via :func:`fail` with one paragraph naming the override
+            and the fix (see :mod:`transferlab.cli.composition`).
     """
     try:
-        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3", job_name="transferlab"):
-            return compose(config_name=config_name, overrides=list(overrides))
-    except (HydraException, OmegaConfBaseException) as err:
-        fail(f"{err}".strip())
+        return compose(overrides, config_name)
+    except ConfigError as err:
+        fail(str(err))
 
 
 def user_errors_exit(func):
@@ -51,7 +48,7 @@ def user_errors_exit(func):
         try:
             return func(*args, **kwargs)
         except TransferlabError as err:
-            fail(str(err))
+            fail(user_message(err))
 
     wrapper.__doc__ = func.__doc__
     wrapper.__name__ = func.__name__

@@ -1,4 +1,4 @@
-"""``transferlab``: the command dispatcher (``train``, ``plan``, ``eval``, ``ls``, ``report``)."""
+"""``transferlab``: the command dispatcher (train, validate, plan, eval, ls, resume, report)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ usage: transferlab <command> [args]
 
 commands:
   train [overrides]        train one job (Hydra app: -m for sweeps, --cfg job, --help, hydra.* overrides)
+  validate [overrides]     check the config without training (no data read, no weights loaded); all problems at once
   plan  [overrides]        print the compiled stage plan (epochs, trainable groups, parameters, LRs); no training
   eval  RUN [overrides]    test a finished run, model.safetensors or .ckpt on its data or another data config
   ls    [group] [pattern]  list config options from conf/ and registered backbone names
+  resume DIR [overrides]   finish a killed run (or sweep) in its dir from its checkpoints
   report DIR [DIR...]      aggregate runs and sweeps: tables (CSV, Markdown), plots (PNG), failed/missing jobs
 
 Run 'transferlab <command> --help' for details.
@@ -20,6 +22,7 @@ examples:
   transferlab train                                          # efficientnet_lite0 on digits with lp_ft
   transferlab train strategy=gradual_unfreeze data.shots_per_class=20 seed=1
   transferlab train -m strategy=feature_extraction,finetune,lp_ft seed=0,1,2
+  transferlab validate data=image_folder data.root=~/photos strategy=gradual_unfreeze
   transferlab plan strategy=gradual_unfreeze
   transferlab eval outputs/train/runs/<time>
   transferlab ls backbone
@@ -44,6 +47,10 @@ def main(argv: list[str] | None = None) -> None:
         from transferlab.cli import train
 
         train.main(rest)
+    elif command == "validate":
+        from transferlab.cli import validate
+
+        validate.main(rest)
     elif command == "plan":
         from transferlab.cli import plan
 
@@ -56,6 +63,10 @@ def main(argv: list[str] | None = None) -> None:
         from transferlab.cli import ls
 
         ls.main(rest)
+    elif command == "resume":
+        from transferlab.cli import resume
+
+        resume.main(rest)
     elif command == "report":
         from transferlab.cli import report
 
@@ -63,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         import difflib
 
-        close = difflib.get_close_matches(command, ["train", "plan", "eval", "ls", "report"], n=1)
+        close = difflib.get_close_matches(command, ["train", "validate", "plan", "eval", "ls", "resume", "report"], n=1)
         hint = f" Did you mean 'transferlab {close[0]}'?" if close else ""
         print(f"transferlab: error: unknown command {command!r}.{hint}\n\n{USAGE}", file=sys.stderr, end="")
         raise SystemExit(2)

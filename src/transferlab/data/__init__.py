@@ -6,7 +6,7 @@
 
 from transferlab.data.base import DataModule, TransferData, TransferDataModule
 from transferlab.data.digits import DigitsDataModule
-from transferlab.data.factory import DATA_MODULES, build_data
+from transferlab.data.factory import DATA_MODULES, build_data, check_data
 from transferlab.data.image_folder import ImageFolderDataModule
 from transferlab.data.synthetic import SyntheticDataModule
 from transferlab.data.torchvision_sets import TORCHVISION_SETS, TorchvisionDataModule
@@ -24,4 +24,5 @@ __all__ = [
     "TransferData",
     "TransferDataModule",
     "build_data",
+    "check_data",
 ]

@@ -85,6 +85,17 @@ class TransferDataModule(pl.LightningDataModule):
         """
         raise NotImplementedError
 
+    def check_sources(self) -> None:
+        """Check that the data can be found, without reading it (for ``transferlab validate``).
+
+        Building a module reads no data (an image folder lists its files, nothing more); ``setup`` does.
+        Modules whose files are opened only in ``setup`` check here what they can without opening them.
+
+        Raises:
+            DataError: when the data cannot be found.
+
+        """
+
     @property
     def num_classes(self) -> int:
         """Number of classes the head predicts."""

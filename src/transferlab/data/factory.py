@@ -70,3 +70,27 @@ def build_data(cfg: Mapping[str, Any], data_config: DataConfig) -> TransferDataM
         )
     check_keys(cfg, valid_keys(name))
     return DATA_MODULES[name].from_config(cfg, data_config)
+
+
+def check_data(cfg: Mapping[str, Any], data_config: DataConfig) -> TransferDataModule:
+    """Validate a ``data`` config without reading any data (what ``transferlab validate`` runs).
+
+    Builds the module (typed reading of every key; an image folder lists its class folders and files) and
+    checks that its sources can be found (:meth:`TransferDataModule.check_sources`), but never calls ``setup``:
+    no image is opened, no data set file is read, nothing downloads.
+
+    Args:
+        cfg: The plain ``data`` config group.
+        data_config: The backbone's preprocessing.
+
+    Returns:
+        The built module (not set up); its ``num_classes`` is known.
+
+    Raises:
+        ConfigError: on a bad key or value.
+        DataError: when the data cannot be found.
+
+    """
+    data = build_data(cfg, data_config)
+    data.check_sources()
+    return data

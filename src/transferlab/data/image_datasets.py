@@ -7,15 +7,71 @@ transform, so both sources share one train/eval pipeline.
 
 from __future__ import annotations
 
+import logging
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, default_collate
 
 from transferlab.errors import DataError
+
+log = logging.getLogger(__name__)
+
+OnCorrupt = Literal["fail", "skip"]
+"""What to do with an image file that cannot be read: stop naming it, or leave it out (counted and logged)."""
+ON_CORRUPT: tuple[str, ...] = ("fail", "skip")
+
+
+def unreadable_reason(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an image, or ``None`` when it can.
+
+    Checks what PIL can check without decoding pixels: the format is identified, the header parses, and
+    ``verify()`` passes (for PNG it checks every chunk's checksum, so a cut-off PNG fails here). A JPEG cut
+    off inside its pixel data passes and fails when it is first decoded (see :class:`ImageFileList`).
+    """
+    try:
+        with open(path, "rb") as f, Image.open(f) as img:
+            img.verify()
+    except UnidentifiedImageError:
+        return "not an image file PIL can identify"
+    except Exception as exc:  # PIL raises OSError, SyntaxError, struct.error, ValueError… for broken files
+        return f"{type(exc).__name__}: {' '.join(str(exc).split()) or 'broken file'}"
+    return None
+
+
+def find_unreadable(paths: Sequence[Path], workers: int | None = None) -> list[tuple[Path, str]]:
+    """``(path, reason)`` of every file of ``paths`` that :func:`unreadable_reason` rejects, in input order.
+
+    Args:
+        paths: Image files.
+        workers: Threads reading headers (default: up to 8; file reading and PIL release the GIL).
+    """
+    if len(paths) < 64:
+        reasons = [unreadable_reason(p) for p in paths]
+    else:
+        with ThreadPoolExecutor(max_workers=workers or min(8, (os.cpu_count() or 1) * 2)) as pool:
+            reasons = list(pool.map(unreadable_reason, paths, chunksize=64))
+    return [(p, r) for p, r in zip(paths, reasons, strict=True) if r is not None]
+
+
+def collate_readable(batch: list[Any]) -> Any:
+    """PyTorch's default collate over the samples that could be read (``on_corrupt: skip`` yields ``None``).
+
+    Raises:
+        DataError: When no sample of the batch could be read.
+    """
+    kept = [item for item in batch if item is not None]
+    if not kept:
+        raise DataError(
+            f"every image of a batch of {len(batch)} cannot be read (data.on_corrupt=skip left them all out). "
+            "Fix: delete or replace the unreadable files named in the log."
+        )
+    return default_collate(kept)
 
 
 class ImageFileList(Dataset):
@@ -23,17 +79,20 @@ class ImageFileList(Dataset):
 
     Args:
         samples: Image paths and their labels.
+        on_corrupt: A file that fails to decode raises a :class:`DataError` naming it (``fail``), or is logged
+            and yields ``None``, which :func:`collate_readable` leaves out of its batch (``skip``).
 
     """
 
-    def __init__(self, samples: Sequence[tuple[Path, int]]) -> None:
+    def __init__(self, samples: Sequence[tuple[Path, int]], on_corrupt: OnCorrupt = "fail") -> None:
         self.samples = list(samples)
         self.targets = [label for _, label in self.samples]
+        self.on_corrupt = on_corrupt
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+    def __getitem__(self, index: int) -> tuple[Image.Image, int] | None:
         path, label = self.samples[index]
         try:
             # Open the file ourselves and decode now: the handle is released at once (no leak across workers)
@@ -42,9 +101,14 @@ class ImageFileList(Dataset):
                 img = Image.open(f)
                 img.load()
             return img, label
-        except (UnidentifiedImageError, OSError) as exc:
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            if self.on_corrupt == "skip":
+                log.warning("skipped unreadable image file %s (%s)", path, reason)
+                return None
             raise DataError(
-                f"image file {path} cannot be read ({exc}). Fix: delete or replace the file, then rerun."
+                f"image file {path} cannot be read ({reason}). Fix: delete or replace the file, or set "
+                f"data.on_corrupt=skip to leave unreadable files out."
             ) from exc
 
 
@@ -77,8 +141,11 @@ class TransformedView(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, index: int) -> tuple[Any, int]:
-        img, label = self.base[int(self.indices[index])]
+    def __getitem__(self, index: int) -> tuple[Any, int] | None:
+        item = self.base[int(self.indices[index])]
+        if item is None:  # an unreadable file left out (ImageFileList with on_corrupt=skip)
+            return None
+        img, label = item
         if img.mode != self.mode:
             img = img.convert(self.mode)
         label = int(label) if self.label_map is None else int(self.label_map[int(label)])

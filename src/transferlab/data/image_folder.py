@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,18 @@ import numpy as np
 from transferlab.backbones.base import DataConfig
 from transferlab.data.base import TransferDataModule
 from transferlab.data.folders import FolderTree, list_samples, read_tree
-from transferlab.data.image_datasets import ImageFileList, TransformedView
+from transferlab.data.image_datasets import (
+    ON_CORRUPT,
+    ImageFileList,
+    OnCorrupt,
+    TransformedView,
+    collate_readable,
+    find_unreadable,
+)
 from transferlab.data.options import (
     CommonOptions,
     check_split_fractions,
+    read_choice,
     read_common,
     read_float,
     read_required_str,
@@ -28,7 +37,12 @@ from transferlab.data.options import (
 )
 from transferlab.data.splits import stratified_split, subsample_per_class
 from transferlab.data.transforms import AugmentSpec, eval_transform, parse_augment, train_transform
-from transferlab.errors import ConfigError
+from transferlab.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+#: How many unreadable files a message or log line names (the count is always given).
+SHOW_FILES = 5
 
 
 class ImageFolderDataModule(TransferDataModule):
@@ -37,6 +51,12 @@ class ImageFolderDataModule(TransferDataModule):
     The folder tree is read when the module is built, so a missing root, an empty class folder or a class
     absent from a split fails at once with the folder's path. Val/test folders that are absent are carved,
     stratified and seeded, from ``train/`` (or from the single pool).
+
+    ``setup`` checks every file's header (no pixel decoding, see
+    :func:`~transferlab.data.image_datasets.unreadable_reason`) before splitting. Unreadable files stop the run
+    with their names (``on_corrupt="fail"``, the default), or are left out, counted and logged
+    (``on_corrupt="skip"``); a file that passes the check but fails to decode later is handled the same way
+    (with ``skip`` it is dropped from its batch and logged).
 
     Args:
         root: The root folder.
@@ -47,6 +67,7 @@ class ImageFolderDataModule(TransferDataModule):
         label_fraction: Keep this fraction of each class's training samples (``None`` = all).
         val_fraction: Fraction of each class carved for validation when there is no ``val/`` folder.
         test_fraction: Fraction of each class carved for testing when there is no ``test/`` folder.
+        on_corrupt: ``fail`` or ``skip`` unreadable image files (see above).
 
     Raises:
         DataError: on a missing or malformed folder tree.
@@ -55,7 +76,8 @@ class ImageFolderDataModule(TransferDataModule):
     """
 
     name = "image_folder"
-    KEYS = ("root", "shots_per_class", "label_fraction", "val_fraction", "test_fraction")
+    KEYS = ("root", "shots_per_class", "label_fraction", "val_fraction", "test_fraction", "on_corrupt")
+    collate_fn = staticmethod(collate_readable)
 
     def __init__(
         self,
@@ -68,7 +90,10 @@ class ImageFolderDataModule(TransferDataModule):
         label_fraction: float | None = None,
         val_fraction: float = 0.15,
         test_fraction: float = 0.2,
+        on_corrupt: OnCorrupt = "fail",
     ) -> None:
+        if on_corrupt not in ON_CORRUPT:
+            raise ConfigError(f"data.on_corrupt={on_corrupt!r}: choose one of {', '.join(ON_CORRUPT)}.")
         tree = read_tree(Path(root).expanduser())
         super().__init__(options, augment or AugmentSpec(), tree.class_names)
         if shots_per_class is not None and label_fraction is not None:
@@ -79,6 +104,8 @@ class ImageFolderDataModule(TransferDataModule):
         check_split_fractions(self.val_fraction, self.test_fraction)
         self.shots_per_class = shots_per_class
         self.label_fraction = label_fraction
+        self.on_corrupt: OnCorrupt = on_corrupt
+        self.skipped: list[Path] = []
         self.mode = "RGB" if data_config.in_chans == 3 else "L"
         self.train_tf = train_transform(self.augment, options.image_size, data_config)
         self.eval_tf = eval_transform(options.image_size, data_config)
@@ -97,20 +124,59 @@ class ImageFolderDataModule(TransferDataModule):
             label_fraction=fraction,
             val_fraction=read_float(cfg, "val_fraction", 0.15, low_open=True),  # type: ignore[arg-type]
             test_fraction=read_float(cfg, "test_fraction", 0.2, low_open=True),  # type: ignore[arg-type]
+            on_corrupt=read_choice(cfg, "on_corrupt", "fail", ON_CORRUPT),  # type: ignore[arg-type]
         )
+
+    @property
+    def title(self) -> str:
+        """Name shown by :meth:`describe`, with the count of unreadable files left out."""
+        count = len(self.skipped)
+        return self.name + (f" ({count} unreadable file{'s' if count > 1 else ''} skipped)" if count else "")
 
     def _scan(self) -> dict[str, list[tuple[Path, int]]]:
         """List the images of every split folder (raises on an empty class folder)."""
         return {split: list_samples(folder, self.class_names) for split, folder in self.tree.splits.items()}
 
+    def _check_files(self) -> None:
+        """Find unreadable files: raise naming them (``fail``) or leave them out and log them (``skip``).
+
+        Raises:
+            DataError: With ``fail``, naming the files; with ``skip``, when a class is left with no image.
+        """
+        paths = [path for split in self.samples.values() for path, _ in split]
+        bad = find_unreadable(paths)
+        if not bad:
+            return
+        shown = "; ".join(f"{p} ({reason})" for p, reason in bad[:SHOW_FILES])
+        shown += "; …" if len(bad) > SHOW_FILES else ""
+        if self.on_corrupt == "fail":
+            raise DataError(
+                f"data.root={self.tree.root}: {len(bad)} of {len(paths)} image files cannot be read: {shown}. "
+                f"Fix: delete or replace them, or set data.on_corrupt=skip to leave them out (counted and logged)."
+            )
+        dropped = {p for p, _ in bad}
+        self.skipped = [p for p, _ in bad]
+        log.warning("data.on_corrupt=skip: left out %d unreadable of %d image files: %s", len(bad), len(paths), shown)
+        for split, samples in self.samples.items():
+            kept = [(p, label) for p, label in samples if p not in dropped]
+            empty = sorted(set(range(self.num_classes)) - {label for _, label in kept})
+            if empty:
+                folder = self.tree.splits[split] / self.class_names[empty[0]]
+                raise DataError(
+                    f"class folder {folder} has no readable image left after data.on_corrupt=skip left out "
+                    f"{len(bad)} unreadable files. Fix: add readable images to it, or delete the folder."
+                )
+            self.samples[split] = kept
+
     def setup(self, stage: str | None = None) -> None:
-        """Split the listed images and attach the train/eval transforms (once)."""
+        """Check the files, split the listed images and attach the train/eval transforms (once)."""
         if self.is_setup:
             return
+        self._check_files()
         pool_name = "all" if self.tree.pooled else "train"
         # One file list over every split folder; each split is a set of indices into it.
         order = [pool_name] + [s for s in ("val", "test") if s in self.samples]
-        files = ImageFileList([s for split in order for s in self.samples[split]])
+        files = ImageFileList([s for split in order for s in self.samples[split]], self.on_corrupt)
         offsets = np.cumsum([0] + [len(self.samples[s]) for s in order])
         start = dict(zip(order, offsets[:-1].tolist(), strict=True))
         pool_labels = np.asarray([label for _, label in self.samples[pool_name]])

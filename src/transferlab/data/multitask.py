@@ -29,7 +29,7 @@ from transferlab.backbones.base import DataConfig
 from transferlab.data.base import TransferDataModule
 from transferlab.data.factory import build_data
 from transferlab.data.options import check_keys
-from transferlab.errors import ConfigError
+from transferlab.errors import ConfigError, DataError
 from transferlab.training.loss_weighting import WEIGHTINGS, Weighting
 
 MULTITASK = "multitask"
@@ -156,6 +156,18 @@ class MultiTaskDataModule(pl.LightningDataModule):
     def augment_enabled(self) -> bool:
         """Whether any task augments its training batches."""
         return any(dm.augment_enabled for dm in self.tasks.values())
+
+    def check_sources(self) -> None:
+        """Check that every task's data can be found, without reading it.
+
+        Raises:
+            DataError: naming ``data.tasks.<task>.<key>``.
+        """
+        for task, dm in self.tasks.items():
+            try:
+                dm.check_sources()
+            except DataError as err:
+                raise DataError(re.sub(r"\bdata\.", f"data.tasks.{task}.", str(err))) from err
 
     # ---- Lightning ----------------------------------------------------------------------------------
     def setup(self, stage: str | None = None) -> None:

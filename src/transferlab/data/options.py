@@ -89,7 +89,7 @@ def read_int(
         raise ConfigError(f"{full}={value!r}: expected an integer. Fix: {full}=<int>.")
     value = int(value)
     if minimum is not None and value < minimum:
-        raise ConfigError(f"{full}={value}: must be ≥ {minimum}.")
+        raise ConfigError(f"{full}={value}: must be ≥ {minimum}. Fix: {full}=<int ≥ {minimum}>.")
     return value
 
 
@@ -120,7 +120,8 @@ def read_float(
         raise ConfigError(f"{full}={value!r}: expected a number in {'(' if low_open else '['}{low}, {high}].")
     value = float(value)
     if value > high or value < low or (low_open and value == low):
-        raise ConfigError(f"{full}={value}: must be in {'(' if low_open else '['}{low}, {high}].")
+        interval = f"{'(' if low_open else '['}{low}, {high}]"
+        raise ConfigError(f"{full}={value}: must be in {interval}. Fix: {full}=<number in {interval}>.")
     return value
 
 
@@ -140,6 +141,22 @@ def read_bool(
     if not isinstance(value, bool):
         raise ConfigError(f"{full}={value!r}: expected true or false. Fix: {full}=true or {full}=false.")
     return value
+
+
+def read_choice(cfg: Mapping[str, Any], key: str, default: str, choices: tuple[str, ...], where: str = WHERE) -> str:
+    """Read a key that takes one of a few words.
+
+    Raises:
+        ConfigError: when the value is not one of ``choices``.
+
+    """
+    value = cfg.get(key, default)
+    if value not in choices:
+        full = f"{where}.{key}"
+        close = difflib.get_close_matches(str(value), list(choices), n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        raise ConfigError(f"{full}={value!r}: {hint}choose one of {', '.join(choices)}. Fix: {full}={default}.")
+    return str(value)
 
 
 def read_required_str(cfg: Mapping[str, Any], key: str, example: str) -> str:

@@ -9,11 +9,11 @@ per-sample transforms (per sample so that every image gets its own random crop/f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class TensorImageDataset(Dataset):
@@ -84,9 +84,33 @@ def pass_batch(batch: Any) -> Any:
     return batch
 
 
-def seeded_generator(seed: int) -> torch.Generator:
-    """Return a CPU generator for the shuffling order: the same seed gives the same epoch orders."""
-    return torch.Generator().manual_seed(int(seed))
+class EpochShuffleSampler(Sampler[int]):
+    """A shuffled order that depends only on ``(seed, epoch)``, not on how many epochs ran before.
+
+    Lightning calls :meth:`set_epoch` at the start of every epoch (as it does for ``DistributedSampler``).
+    A run resumed at epoch k therefore sees exactly the orders an uninterrupted run would have seen, which a
+    generator advanced once per epoch can not give after a restart.
+
+    Args:
+        length: Size of the data set.
+        seed: Seed of the orders.
+    """
+
+    def __init__(self, length: int, seed: int) -> None:
+        self.length = int(length)
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the order of ``epoch`` (0-based, per ``Trainer.fit``)."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.length, generator=generator).tolist())
 
 
 def drop_single_last(n: int, batch_size: int) -> bool:
@@ -114,7 +138,7 @@ def make_loader(
     Args:
         dataset: The split's dataset.
         batch_size: Samples per batch.
-        shuffle: Shuffle every epoch (with a generator seeded by ``seed``).
+        shuffle: Shuffle every epoch (:class:`EpochShuffleSampler`: the order depends on seed and epoch only).
         seed: Seed of the shuffling order.
         num_workers: Worker processes; ``persistent_workers`` is set when > 0 (no re-spawn each epoch).
         pin_memory: Pin batches in page-locked memory.
@@ -125,8 +149,7 @@ def make_loader(
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
-        generator=seeded_generator(seed) if shuffle else None,
+        sampler=EpochShuffleSampler(len(dataset), seed) if shuffle else None,  # type: ignore[arg-type]
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
         pin_memory=pin_memory,

@@ -191,6 +191,18 @@ class TorchvisionDataModule(TransferDataModule):
                 f"data set {self.dataset} not found under {self.root} ({exc_text}); {_ALTERNATIVES}."
             ) from exc
 
+    def check_sources(self) -> None:
+        """Without ``download``, the root folder must exist (its files are opened in ``setup``).
+
+        Raises:
+            DataError: when ``root`` is not a folder and nothing would download into it.
+
+        """
+        if not self.download and not self.root.is_dir():
+            raise DataError(
+                f"data.root={self.root}: folder not found, so data set {self.dataset} cannot be read; {_ALTERNATIVES}."
+            )
+
     def prepare_data(self) -> None:
         """Download the files if ``download`` is set (Lightning calls this on one process only)."""
         if self.download:

@@ -116,6 +116,23 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: A sensible value per stage key, shown in the fix of an out-of-range value.
+_EXAMPLES: dict[str, str] = {
+    "epochs": "5",
+    "lr_head": "0.01",
+    "lr_backbone": "0.001",
+    "lr_decay": "0.7",
+    "unfreeze_every": "1",
+    "warmup_epochs": "0",
+    "unfreeze_max": "2",
+    "weight_decay": "0.01",
+    "momentum": "0.9",
+    "min_lr_ratio": "0.0",
+    "shared_groups": "2",
+    "head_dropout": "0.1",
+}
+
+
 def _unknown_key(where: str, key: str, valid: list[str] | tuple[str, ...]) -> ConfigError:
     close = difflib.get_close_matches(key, list(valid), n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
@@ -131,7 +148,9 @@ def _number(key: str, value: Any, *, kind: type, minimum: float | None = None, s
     value = kind(value)
     if minimum is not None and (value <= minimum if strict else value < minimum):
         op = ">" if strict else "≥"
-        raise ConfigError(f"{key}={value!r}: must be {op} {minimum}.")
+        example = _EXAMPLES.get(key.rsplit(".", 1)[-1])
+        fix = f"{key}=<{what.split()[-1]} {op} {minimum:g}>" + (f", e.g. {key}={example}" if example else "")
+        raise ConfigError(f"{key}={value!r}: must be {op} {minimum}. Fix: {fix}.")
     return value
 
 

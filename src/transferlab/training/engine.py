@@ -6,6 +6,7 @@ reads ``cfg.a.b.c``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -43,6 +44,7 @@ from transferlab.training.multitask import build_multitask
 from transferlab.training.progress import StageProgressBar
 from transferlab.training.reinit import reinitialize_groups
 from transferlab.training.results import METRICS_FILE, format_summary, write_json_atomic
+from transferlab.training.resume import STATE_KEY, LastCheckpoint, ResumePoint, find_resume_point
 from transferlab.training.speed import apply_speed_settings, check_speed_settings, split_speed_settings
 from transferlab.training.trainer import build_trainer, trainer_kwargs
 
@@ -104,18 +106,22 @@ def build_module(cfg: DictConfig) -> tuple[TransferModule, pl.LightningDataModul
 def _step_callbacks(cfg: DictConfig, step: StepPlan, run_dir: Path, num_stages: int) -> list[pl.Callback]:
     ckpt = _container(cfg, "callbacks").get("checkpoint") or {}
     callbacks: list[pl.Callback] = []
-    if ckpt.get("save_top_k", 0) or ckpt.get("save_last", False):
+    step_dir = run_dir / "checkpoints" / step.label
+    if ckpt.get("save_top_k", 0):
         callbacks.append(
             ModelCheckpoint(
-                dirpath=run_dir / "checkpoints" / step.label,
+                dirpath=step_dir,
                 filename="best-epoch{epoch:02d}",
                 auto_insert_metric_name=False,
                 monitor="val/acc",
                 mode="max",
                 save_top_k=int(ckpt.get("save_top_k", 1)),
-                save_last=bool(ckpt.get("save_last", True)),
+                save_last=False,  # LastCheckpoint writes last.ckpt every epoch
+                save_on_train_epoch_end=True,
             )
         )
+    if ckpt.get("save_last", False):
+        callbacks.append(LastCheckpoint(step_dir))  # what 'transferlab resume' continues from
     trainer_cfg = _container(cfg, "trainer")
     if trainer_cfg.get("enable_progress_bar", True):
         refresh = int((_container(cfg, "callbacks").get("progress_bar") or {}).get("refresh_rate", 1))
@@ -164,18 +170,25 @@ def _quiet_known_warnings() -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def run(cfg: DictConfig, run_dir: Path, resume: bool | str | None = None) -> dict[str, Any]:
     """Run every stage of the configured strategy and write the run's outputs into ``run_dir``.
 
     Args:
         cfg: The composed Hydra config.
         run_dir: Output directory of this run (Hydra's ``runtime.output_dir``).
+        resume: ``False``: a fresh run (a dir that holds a finished run is refused); ``True``: continue from
+            the newest checkpoint in ``run_dir`` (a finished run is returned as it is); ``"auto"`` (sweep jobs
+            run again): finished → returned, checkpoints → continued, else fresh. ``None`` reads ``cfg.resume``.
 
     Returns:
         The content written to ``metrics.json``.
     """
     start = time.perf_counter()
     _quiet_known_warnings()
+    resume = cfg.get("resume", False) if resume is None else resume
+    finished = _finished_metrics(cfg, run_dir, resume)
+    if finished is not None:
+        return finished
     run_dir.mkdir(parents=True, exist_ok=True)
     kwargs = trainer_kwargs(_container(cfg, "trainer"))  # checked before any weights load
     speed, _ = split_speed_settings(_container(cfg, "trainer"))
@@ -195,22 +208,42 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     cache = FeatureCache(Path(cache_cfg["dir"]) if cache_cfg.get("dir") else None)
     stages: dict[str, Any] = {}
     ddp_sync: dict[str, list[str]] = {}  # step -> weight digest of every rank, under DDP
+    module.run_state = {"stages": stages, "ddp_sync": ddp_sync, "step_offset": 0}
+    point = _resume_point(run_dir, plan, resume)
+    if point is not None:
+        saved = torch.load(point.checkpoint, map_location="cpu", weights_only=True).get(STATE_KEY, {})
+        saved_run = saved.get("run_state", {})
+        stages.update(saved_run.get("stages", {}))
+        ddp_sync.update(saved_run.get("ddp_sync", {}))
+        if logger is not None:
+            logger.step_offset = int(saved_run.get("step_offset", 0))
+        log.info("resume: continuing at step %s from %s", plan.steps[point.step_index].label, point.checkpoint)
     trainer: pl.Trainer | None = None
     loaders: dict[str, Any] | None = None
     num_stages = len(plan.strategy.stages)
     for stage_index, stage in enumerate(plan.strategy.stages):
+        steps = [(i, s) for i, s in enumerate(plan.steps) if s.stage_index == stage_index]
+        if point is not None and steps[-1][0] < point.step_index:
+            continue  # finished before the kill: its row came back with the checkpoint
         stage_start = time.perf_counter()
         module.reset_best()
-        for step in (s for s in plan.steps if s.stage_index == stage_index):
+        for index, step in steps:
+            if point is not None and index < point.step_index:
+                continue  # its weights and history come back with the resume checkpoint
+            ckpt_path = point.checkpoint if point is not None and index == point.step_index else None
             module.set_step(step)
             module.train()  # a test at the end of the previous stage left it in eval mode
             loaders = _feature_loaders(module, data, cache, cache_cfg, step, device, kwargs, rank_zero)
             callbacks = _step_callbacks(cfg, step, run_dir, num_stages)
             trainer = build_trainer(kwargs, step.epochs, logger, callbacks, str(run_dir))
+            module.run_state["step_offset"] = logger.step_offset if logger is not None else 0
             if loaders is not None:
-                trainer.fit(module, train_dataloaders=loaders["train"], val_dataloaders=loaders["val"])
+                trainer.fit(
+                    module, train_dataloaders=loaders["train"], val_dataloaders=loaders["val"],
+                    ckpt_path=ckpt_path, weights_only=True,
+                )  # fmt: skip
             else:
-                trainer.fit(module, datamodule=data)
+                trainer.fit(module, datamodule=data, ckpt_path=ckpt_path, weights_only=True)
             digests = check_ranks_in_sync(module, step.label)
             if digests is not None:
                 ddp_sync[step.label] = digests
@@ -282,6 +315,50 @@ def run(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if rank_zero:
         write_json_atomic(run_dir / METRICS_FILE, metrics)
     return metrics
+
+
+def _finished_metrics(cfg: DictConfig, run_dir: Path, resume: bool | str) -> dict[str, Any] | None:
+    """The metrics of a run that already finished in ``run_dir`` (when resuming), else ``None``.
+
+    Raises:
+        ConfigError: When a fresh run would overwrite a finished one, or the finished run had another config.
+    """
+    path = run_dir / METRICS_FILE
+    if not path.is_file():
+        return None
+    if resume in (True, "auto"):
+        stored = run_dir / CONFIG_FILE
+        now = _comparable(OmegaConf.to_container(cfg, resolve=True))
+        if stored.is_file() and _comparable(OmegaConf.to_container(OmegaConf.load(stored))) != now:
+            raise ConfigError(
+                f"{run_dir} holds a finished run of a different config ({CONFIG_FILE} differs), so it is not "
+                "this job's result. Fix: give this sweep or run its own dir (hydra.sweep.dir=... / "
+                "hydra.run.dir=...)."
+            )
+        log.info("%s already holds this finished run (%s): skipped", run_dir, METRICS_FILE)
+        return json.loads(path.read_text())
+    raise ConfigError(
+        f"hydra.run.dir={run_dir}: this dir already holds a finished run ({METRICS_FILE}); a new run would "
+        "overwrite its checkpoints and results. Fix: choose another dir (or leave hydra.run.dir to its "
+        "timestamped default), or 'transferlab resume <dir>' to keep it."
+    )
+
+
+def _comparable(config: Any) -> Any:
+    """A resolved config without the keys that say how to run it, not what it computes (``resume``)."""
+    return {k: v for k, v in config.items() if k != "resume"} if isinstance(config, dict) else config
+
+
+def _resume_point(run_dir: Path, plan: Plan, resume: bool | str) -> ResumePoint | None:
+    """Where to continue (``None``: from the start). ``auto`` continues only where checkpoints exist."""
+    if resume is True:
+        return find_resume_point(run_dir, plan)
+    if resume == "auto":
+        try:
+            return find_resume_point(run_dir, plan)
+        except ConfigError:
+            return None
+    return None
 
 
 def _compute_device(kwargs: dict[str, Any]) -> torch.device:

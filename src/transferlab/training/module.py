@@ -13,8 +13,10 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionM
 
 from transferlab.strategies.plan import StepPlan
 from transferlab.training.confusion import confusion_figure, per_class_accuracy, scalar_name
+from transferlab.training.divergence import FiniteLossGuard
 from transferlab.training.freeze import GroupIndex, apply_module_modes
 from transferlab.training.optim import NO_DECAY_SUFFIX, build_optimizer, build_param_groups, build_scheduler
+from transferlab.training.resume import STATE_KEY, rng_state, set_rng_state
 
 
 class TransferModule(pl.LightningModule):
@@ -73,6 +75,9 @@ class TransferModule(pl.LightningModule):
         self.features_cached = False
         # Set by training/speed.py: batches of images are made channels-last to match the weights.
         self.channels_last = False
+        # The engine's run-level bookkeeping (finished stage rows, TensorBoard offset), saved in checkpoints.
+        self.run_state: dict[str, Any] = {}
+        self.finite_loss = FiniteLossGuard()
 
     # ---- plan steps -------------------------------------------------------------------------------
     def set_step(self, step: StepPlan) -> None:
@@ -120,6 +125,28 @@ class TransferModule(pl.LightningModule):
         scheduler = build_scheduler(step, optimizer)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
+    # ---- checkpoints (exact resume, training/resume.py) --------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Add what Lightning does not save: history, the stage's best weights, run state, random states."""
+        checkpoint[STATE_KEY] = {
+            "history": self.history,
+            "best_score": self.best_score,
+            "best_state": self.best_state,
+            "run_state": self.run_state,
+            "rng": rng_state(),
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore :meth:`on_save_checkpoint`'s entry (checkpoints of older versions have none)."""
+        state = checkpoint.get(STATE_KEY)
+        if state is None:
+            return
+        self.history = list(state["history"])
+        self.best_score = float(state["best_score"])
+        self.best_state = state["best_state"]
+        self.run_state.update(state["run_state"])
+        set_rng_state(state["rng"])
+
     # ---- loops --------------------------------------------------------------------------------------
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Make image batches channels-last when the weights are (one cheap copy on the device)."""
@@ -137,10 +164,16 @@ class TransferModule(pl.LightningModule):
             penalty = self.regularizer(self, x, features)
             self.log("train/penalty", penalty.detach(), on_step=True, on_epoch=False)
             loss = loss + penalty
+        self.finite_loss.check(loss, self._where(batch_idx))
         self.train_loss.update(loss.detach())
         self.train_acc.update(logits.detach(), y)
         self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
         return loss
+
+    def _where(self, batch_idx: int) -> str:
+        step = self.step_plan
+        stage = f"stage {step.stage.name!r}, " if step is not None else ""
+        return f"{stage}epoch {self.current_epoch + 1}, batch {batch_idx + 1}"
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         """Accumulate validation loss and accuracy."""
@@ -183,6 +216,7 @@ class TransferModule(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         """Log epoch-level training loss and accuracy."""
+        self.finite_loss.flush()  # a GPU step's pending check, before validation can score the weights
         loss, acc = self.train_loss.compute(), self.train_acc.compute()
         self.log_dict({"train/loss_epoch": loss, "train/acc": acc})
         if self.history:

@@ -126,6 +126,7 @@ class MultiTaskModule(TransferModule):
             m["train_acc"].update(logits.detach(), y)
             self.log(f"train/{task}/loss", losses[task].detach(), on_step=True, on_epoch=False)
         loss = self.loss_weighting(losses)
+        self.finite_loss.check(loss, self._where(batch_idx))
         self.train_total.update(loss.detach())
         self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
         return loss

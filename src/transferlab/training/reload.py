@@ -35,6 +35,9 @@ class SavedModel:
     config: dict[str, Any]
 
 
+_FIX_FOREIGN = "To start from foreign weights, train with backbone=<arch> backbone.weights=<file> instead."
+
+
 def _resolve(path: Path) -> Path:
     if path.is_dir():
         if (path / MODEL_FILE).is_file():
@@ -71,12 +74,22 @@ def load_saved_model(path: str | Path) -> SavedModel:
             info = {k: (v if k == "backbone_name" else json.loads(v)) for k, v in meta.items() if k != "format"}
         else:
             ckpt = torch.load(file, map_location="cpu", weights_only=True)
+            if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+                raise WeightsError(
+                    f"{file}: not a Lightning checkpoint of 'transferlab train' (no 'state_dict' in it; a plain "
+                    f"state dict or another object). {_FIX_FOREIGN}"
+                )
             tensors = ckpt["state_dict"]
             info = dict(ckpt.get("hyper_parameters") or {})
     except WeightsError:
         raise
     except Exception as err:  # truncated files, foreign pickles refused by weights_only, bad JSON
-        raise WeightsError(f"{file}: cannot be read as a transferlab model ({type(err).__name__}: {err}).") from err
+        detail = (str(err).strip().splitlines() or [""])[0].split(". ")[0][:160]
+        raise WeightsError(
+            f"{file}: cannot be read as a transferlab model ({type(err).__name__}: {detail}); it may be truncated, "
+            f"corrupt or not written by 'transferlab train'. Fix: pass a finished run's directory, its "
+            f"{MODEL_FILE} or a checkpoints/<stage>/last.ckpt. {_FIX_FOREIGN}"
+        ) from err
     if "tasks" in info:
         raise WeightsError(
             f"{file}: a multi-task model (tasks {', '.join(info['tasks'])}); 'transferlab eval' tests single-head "
@@ -87,7 +100,7 @@ def load_saved_model(path: str | Path) -> SavedModel:
     if missing:
         raise WeightsError(
             f"{file}: not written by 'transferlab train' (no {', '.join(missing)} metadata). "
-            "Fix: to use foreign weights, start a run with backbone=<arch> backbone.weights=<file>."
+            f"Fix: pass a run of 'transferlab train'. {_FIX_FOREIGN}"
         )
     state = {k: v for k, v in tensors.items() if k.startswith(("backbone.", "head."))}
     return SavedModel(

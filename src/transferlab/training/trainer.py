@@ -72,7 +72,7 @@ def build_trainer(
     kwargs: Mapping[str, Any], max_epochs: int, logger: Any, callbacks: list[pl.Callback], root_dir: str
 ) -> pl.Trainer:
     """A Trainer for one plan step."""
-    has_ckpt = any(isinstance(c, pl.callbacks.ModelCheckpoint) for c in callbacks)
+    has_ckpt = any(isinstance(c, pl.callbacks.Checkpoint) for c in callbacks)
     return pl.Trainer(
         **kwargs,
         max_epochs=max_epochs,
