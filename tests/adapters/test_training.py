@@ -80,9 +80,11 @@ def test_lora_trains_only_adapters_and_head_and_exports_a_plain_merged_backbone(
         merged64 = merge_adapters(adapted)(x.double())
         assert not torch.allclose(merged, plain(x), atol=1e-3), "the trained adapter changed the features"
     assert torch.allclose(merged64, unmerged64, rtol=0, atol=1e-10), f"merge {(merged64 - unmerged64).abs().max()}"
-    # The float32 export differs only by float32 rounding of W + dW, amplified through 50 layers.
+    # The float32 export differs only by float32 rounding of W + dW, amplified through 50 layers: measured
+    # 4.2e-5 and 6.7e-5 at feature scale 6 for two trainings (float32 eps is 1.2e-7); the float64 check above
+    # is the exactness proof, this one bounds the rounding at 2e-5 × scale.
     scale = unmerged.abs().max().item()
-    assert torch.allclose(merged, unmerged, rtol=0, atol=1e-5 * scale), (
+    assert torch.allclose(merged, unmerged, rtol=0, atol=2e-5 * scale), (
         f"export vs unmerged: max diff {(merged - unmerged).abs().max()} at feature scale {scale}"
     )
 
