@@ -134,7 +134,7 @@ def compute_features(backbone: nn.Module, data: Any, device: torch.device, preci
     try:
         for split in SPLITS:
             feats, labels = [], []
-            for x, y in _ordered_batches(data, split):
+            for x, y in _ordered_batches(data, split, device):
                 with _autocast(device, precision):
                     f = backbone.forward_features(x.to(device, non_blocking=True))
                 feats.append(f.float().cpu())
@@ -147,11 +147,14 @@ def compute_features(backbone: nn.Module, data: Any, device: torch.device, preci
     return out
 
 
-def _ordered_batches(data: Any, split: str) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def _ordered_batches(data: Any, split: str, device: torch.device) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     o = data.options
+    # Inference only: on a GPU bigger batches are faster. On a CPU they are slower — activations of 256 images
+    # exceed glibc's mmap threshold and every batch page-faults fresh memory (benchmarks/feature_cache.py).
+    batch_size = max(o.batch_size, 256) if device.type == "cuda" else o.batch_size
     loader = make_loader(
         getattr(data, f"{split}_set"),
-        batch_size=max(o.batch_size, 256),  # inference only: bigger batches are faster, results the same
+        batch_size=batch_size,
         shuffle=False,
         seed=o.seed,
         num_workers=o.num_workers,
