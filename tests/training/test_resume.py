@@ -51,6 +51,7 @@ def uninterrupted(tmp_path_factory) -> Path:
     return run_dir
 
 
+@pytest.mark.slow  # 6 runs of a 3-stage job: in .ci/run's slow phase, to keep the README suite under 15 min
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_a_killed_run_resumes_to_the_same_metrics_and_weights(uninterrupted, tmp_path, point):
     run_dir = tmp_path / "killed"
@@ -96,6 +97,7 @@ def test_a_fresh_run_into_a_finished_run_dir_is_refused_and_changes_nothing(unin
     assert not (uninterrupted / "failure.json").exists()
 
 
+@pytest.mark.slow  # two 4-job sweeps and a pretraining run
 def test_the_same_sweep_again_skips_finished_jobs_and_reruns_the_failed_one(tmp_path):
     sweep, weights = tmp_path / "sweep", tmp_path / "late.safetensors"
     command = ["train", "-m", *FAST, "backbone=small_cnn", "data=synthetic", "strategy=finetune",
