@@ -28,12 +28,26 @@ def test_a_diverging_run_stops_within_a_step_and_saves_nothing(tmp_path):
     assert json.loads((run_dir / "failure.json").read_text())["error_type"] == "TrainingDivergedError"
 
 
-def test_guard_raises_at_once_on_cpu_and_at_the_next_read_for_device_flags():
+def test_guard_raises_at_once_on_cpu():
     guard = FiniteLossGuard()
-    guard.check(torch.tensor(1.5), "here")
+    guard.check(torch.tensor(1.5), lambda: "here")
     with pytest.raises(TrainingDivergedError, match="became inf at here"):
-        guard.check(torch.tensor(float("inf")), "here")
-    guard._pending, guard._where = torch.tensor(False), "stage 'x', epoch 1, batch 7"  # what a GPU step leaves
-    with pytest.raises(TrainingDivergedError, match="batch 7"):
+        guard.check(torch.tensor(float("inf")), lambda: "here")
+
+
+def test_deferred_flags_are_read_every_interval_and_at_flush_naming_the_first_bad_step():
+    # What a GPU step does: record a device flag, read the flags together later (no sync per step).
+    guard = FiniteLossGuard(interval=4, defer=True)
+    for i in range(3):
+        guard.check(torch.tensor(float("nan") if i else 1.0), lambda i=i: f"batch {i + 1}")
+    assert len(guard._pending) == 3, "nothing is read before the interval"
+    with pytest.raises(TrainingDivergedError, match="NaN or infinite at batch 2;"):
         guard.flush()
     guard.flush()  # read once
+    for _ in range(4):
+        guard.check(torch.tensor(1.0), lambda: "never formatted")
+    assert guard._pending == [], "a full interval is read at once"
+    for _ in range(3):
+        guard.check(torch.tensor(1.0), lambda: "ok")
+    with pytest.raises(TrainingDivergedError, match="at batch 4;"):
+        guard.check(torch.tensor(float("inf")), lambda: "batch 4")  # the 4th flag completes the interval

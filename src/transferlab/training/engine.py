@@ -45,7 +45,12 @@ from transferlab.training.progress import StageProgressBar
 from transferlab.training.reinit import reinitialize_groups
 from transferlab.training.results import METRICS_FILE, format_summary, write_json_atomic
 from transferlab.training.resume import STATE_KEY, LastCheckpoint, ResumePoint, find_resume_point
-from transferlab.training.speed import apply_speed_settings, check_speed_settings, split_speed_settings
+from transferlab.training.speed import (
+    apply_speed_settings,
+    check_speed_settings,
+    skip_failing_nvml_probe,
+    split_speed_settings,
+)
 from transferlab.training.trainer import build_trainer, trainer_kwargs
 
 log = logging.getLogger(__name__)
@@ -185,6 +190,7 @@ def run(cfg: DictConfig, run_dir: Path, resume: bool | str | None = None) -> dic
     """
     start = time.perf_counter()
     _quiet_known_warnings()
+    skip_failing_nvml_probe()
     resume = cfg.get("resume", False) if resume is None else resume
     finished = _finished_metrics(cfg, run_dir, resume)
     if finished is not None:

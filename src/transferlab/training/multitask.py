@@ -75,7 +75,7 @@ class MultiTaskModule(TransferModule):
         super().__init__(backbone, sum(num_classes.values()), head_dropout, hparams=hparams)
         # The base class's single head and metrics would be dead weight here (and a 'head' that is not the
         # model's head is a trap); the heads below replace them.
-        for name in ("head", "train_loss", "val_loss", "test_loss", "train_acc", "val_acc", "test_acc"):
+        for name in ("head", "val_loss", "test_loss", "val_acc", "test_acc"):
             delattr(self, name)
         self.task_names = list(num_classes)
         features = int(backbone.num_features)
@@ -124,11 +124,13 @@ class MultiTaskModule(TransferModule):
             m = self.metrics[task]
             m["train_loss"].update(losses[task].detach())
             m["train_acc"].update(logits.detach(), y)
-            self.log(f"train/{task}/loss", losses[task].detach(), on_step=True, on_epoch=False)
         loss = self.loss_weighting(losses)
         self.finite_loss.check(loss, self._where(batch_idx))
         self.train_total.update(loss.detach())
-        self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
+        if self.step_is_logged():  # per-step self.log only on the steps Lightning writes (see the base class)
+            for task, task_loss in losses.items():
+                self.log(f"train/{task}/loss", task_loss.detach(), on_step=True, on_epoch=False)
+            self.log("train/loss", loss.detach(), on_step=True, on_epoch=False, prog_bar=True)
         return loss
 
     def _eval_step(self, split: str, batch: tuple[torch.Tensor, torch.Tensor], dataloader_idx: int) -> None:
