@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,8 +13,9 @@ from safetensors.torch import load_file
 from tests.clitools import FAST
 from transferlab.cli.common import compose_config
 from transferlab.data import build_data
+from transferlab.data.options import CommonOptions
 from transferlab.training.engine import run
-from transferlab.training.feature_cache import cache_key
+from transferlab.training.feature_cache import CachedFeatures, cache_key, cached_loaders
 
 # efficientnet_lite0 with its real packaged weights, frozen; 3 epochs of a linear probe on digits
 PROBE = ["strategy=feature_extraction", "strategy.stages.probe.epochs=3", "seed=2"]
@@ -97,3 +99,21 @@ def test_cache_key_follows_weights_data_selection_and_precision_not_batch_size(t
     with torch.no_grad():
         next(tiny_backbone.parameters()).view(-1)[0] += 1e-6
     assert cache_key(tiny_backbone, data_cfg, data, "32-true") != base
+
+
+def test_cached_features_are_held_on_the_training_gpu_when_data_on_device_allows():
+    # meta stands in for a GPU (no GPU here): every batch op runs, and a host-side index would fail as on CUDA.
+    tensors = {}
+    for split, n in (("train", 10), ("val", 4), ("test", 4)):
+        tensors[f"{split}.features"] = torch.randn(n, 6)
+        tensors[f"{split}.labels"] = torch.arange(n) % 2
+    cached = CachedFeatures("key", tensors, "memory", 0.0)
+    meta = torch.device("meta")
+    for setting, where in ((None, meta), (True, meta), (False, torch.device("cpu"))):
+        data = SimpleNamespace(options=CommonOptions(batch_size=4, on_device=setting))
+        loaders = cached_loaders(cached, data, meta)
+        x, y = next(iter(loaders["train"]))
+        assert (x.device, y.device) == (where, where) and x.shape == (4, 6), f"on_device={setting}: {x.device}"
+    assert tensors["train.features"].device.type == "cpu", "the cache itself stays on the host"
+    x, _ = next(iter(cached_loaders(cached, SimpleNamespace(options=CommonOptions(batch_size=4)), None)["val"]))
+    assert x.device.type == "cpu", "no device given: the CPU"

@@ -6,12 +6,24 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import lightning.pytorch as pl
+import torch
 from torch.utils.data import DataLoader, Dataset
 
 from transferlab.backbones.base import DataConfig
-from transferlab.data.options import CommonOptions
-from transferlab.data.tensor_loader import make_loader
+from transferlab.data.options import WHERE, CommonOptions
+from transferlab.data.tensor_loader import TensorImageDataset, make_loader
 from transferlab.data.transforms import AugmentSpec
+from transferlab.errors import ConfigError
+
+ON_DEVICE_AUTO_MAX_BYTES = 2 * 1024**3
+"""``data.on_device=null`` (auto) holds in-memory splits on the GPU up to this size (images + labels)."""
+
+
+def fits_on_device(setting: bool | None, device: torch.device, nbytes: int) -> bool:
+    """Whether in-memory tensors of ``nbytes`` go to ``device`` under ``data.on_device=setting``."""
+    if setting is False or device.type == "cpu":
+        return False
+    return setting is True or nbytes <= ON_DEVICE_AUTO_MAX_BYTES
 
 
 @runtime_checkable
@@ -73,6 +85,7 @@ class TransferDataModule(pl.LightningDataModule):
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
+        self.data_device: torch.device | None = None  # set by place_on when the splits live on a GPU
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], data_config: DataConfig) -> TransferDataModule:
@@ -116,18 +129,55 @@ class TransferDataModule(pl.LightningDataModule):
         """Whether ``setup`` has built the splits."""
         return self.train_set is not None
 
+    def place_on(self, device: torch.device) -> str | None:
+        """Hold the in-memory splits on ``device`` when it is a GPU and ``data.on_device`` allows it.
+
+        ``data.on_device``: ``null`` (auto) moves them when they take at most :data:`ON_DEVICE_AUTO_MAX_BYTES`,
+        ``true`` always, ``false`` never. Batches are then cut on the GPU (no host → device copy per step);
+        loaders use no worker processes and no pinning (CUDA tensors can not be shared with forked workers).
+        Call after ``setup``.
+
+        Returns:
+            A line for the run log, or ``None`` when nothing was decided (a CPU, or ``false``).
+
+        Raises:
+            ConfigError: ``data.on_device=true`` for a data set read from files.
+        """
+        setting = self.options.on_device
+        splits = [d for d in (self.train_set, self.val_set, self.test_set) if d is not None]
+        tensors = [d for d in splits if isinstance(d, TensorImageDataset)]
+        if setting is True and (not splits or len(tensors) < len(splits)):
+            raise ConfigError(
+                f"{WHERE}.on_device=true: data={self.name} reads its images from files; only in-memory data "
+                f"sets (digits, synthetic) can be held on the GPU. Fix: {WHERE}.on_device=null."
+            )
+        if setting is False or device.type == "cpu" or not tensors:
+            return None
+        nbytes = sum(d.nbytes for d in tensors)
+        if not fits_on_device(setting, device, nbytes):
+            return (
+                f"data: {nbytes / 2**30:.1f} GiB of images stay in host memory (over the "
+                f"{ON_DEVICE_AUTO_MAX_BYTES / 2**30:.0f} GiB of {WHERE}.on_device=null); {WHERE}.on_device=true "
+                "holds them on the GPU anyway"
+            )
+        for dataset in tensors:
+            dataset.to(device)
+        self.data_device = device
+        return f"data: {nbytes / 2**20:.0f} MiB of images held on {device} ({WHERE}.on_device); batches are cut there"
+
     def _loader(self, dataset: Dataset | None, split: str) -> DataLoader:
         if dataset is None:
             raise RuntimeError(f"{type(self).__name__}.{split}_dataloader() called before setup(); call setup().")
         o = self.options
         train = split == "train"
+        on_device = self.data_device is not None
         return make_loader(
             dataset,
             batch_size=o.batch_size,
             shuffle=train,
             seed=o.seed,
-            num_workers=o.num_workers,
-            pin_memory=o.pin_memory,
+            num_workers=0 if on_device else o.num_workers,
+            pin_memory=o.pin_memory and not on_device,
             collate_fn=type(self).collate_fn,
             train=train,
         )

@@ -27,6 +27,7 @@ COMMON_KEYS: tuple[str, ...] = (
     "seed",
     "augment",
     "pin_memory",
+    "on_device",
 )
 """Keys every data set accepts (see :class:`CommonOptions`)."""
 
@@ -220,6 +221,8 @@ class CommonOptions:
         image_size: Square side of the images the model sees, in pixels.
         seed: Seed of the splits, the subsampling and the shuffling order.
         pin_memory: Pin host memory of batches (faster host → GPU copies).
+        on_device: Hold in-memory splits on the training GPU (``None`` = when they fit, see
+            :meth:`~transferlab.data.base.TransferDataModule.place_on`).
 
     """
 
@@ -228,6 +231,7 @@ class CommonOptions:
     image_size: int = 224
     seed: int = 0
     pin_memory: bool = False
+    on_device: bool | None = None
 
 
 def read_common(cfg: Mapping[str, Any], default_image_size: int, default_workers: int) -> CommonOptions:
@@ -251,4 +255,5 @@ def read_common(cfg: Mapping[str, Any], default_image_size: int, default_workers
         seed=read_int(cfg, "seed", 0, minimum=0),  # type: ignore[arg-type]
         # Pinning only pays off when batches go to a GPU; on a CPU-only machine it warns and wastes time.
         pin_memory=torch.cuda.is_available() if pin is None else pin,
+        on_device=read_bool(cfg, "on_device", None, nullable=True),
     )

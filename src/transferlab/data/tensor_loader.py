@@ -56,6 +56,27 @@ class TensorImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.labels)
 
+    @property
+    def device(self) -> torch.device:
+        """Where the images are held (and batches are cut)."""
+        return self.images.device
+
+    @property
+    def nbytes(self) -> int:
+        """Memory the images and labels take."""
+        return self.images.nbytes + self.labels.nbytes
+
+    def to(self, device: torch.device | str) -> TensorImageDataset:
+        """Hold images, labels and the normalisation on ``device`` (in place; returns ``self``).
+
+        On a GPU, batches are then cut, converted and normalised there: no host → device copy of images
+        per step (airbench-style). Per-sample augmentation runs on the device too (torchvision v2 ops take
+        tensors on any device).
+        """
+        self.images, self.labels = self.images.to(device), self.labels.to(device)
+        self._scale, self._shift = self._scale.to(device), self._shift.to(device)
+        return self
+
     def _finish(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 batch → normalised float batch with ``out_chans`` channels."""
         # Broadcasting against the (out_chans, 1, 1) statistics turns a grey channel into out_chans channels.
@@ -69,11 +90,21 @@ class TensorImageDataset(Dataset):
 
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Return a whole collated batch ``(images, labels)`` (``DataLoader`` passes a batch of indices)."""
-        idx = torch.as_tensor(indices, dtype=torch.long)
+        idx = index_on(indices, self.images.device)
         x = self.images.index_select(0, idx)
         if self.augment is not None:
             x = torch.stack([self.augment(img) for img in x])
         return self._finish(x), self.labels.index_select(0, idx)
+
+
+def index_on(indices: Sequence[int], device: torch.device) -> torch.Tensor:
+    """A batch's indices as a tensor on ``device`` (where the data set's tensors are)."""
+    idx = torch.as_tensor(indices, dtype=torch.long)
+    if device.type == "cuda":
+        # From pinned memory the copy is queued on the stream and the host goes on: a copy from pageable
+        # memory would wait for the GPU to finish its queued work, a sync per batch.
+        return idx.pin_memory().to(device, non_blocking=True)
+    return idx.to(device)
 
 
 def pass_batch(batch: Any) -> Any:

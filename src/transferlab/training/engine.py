@@ -25,6 +25,7 @@ from transferlab.adapters import apply_adapter, merge_adapters
 from transferlab.backbones import create_backbone, read_weights_file
 from transferlab.backbones.weight_files import checkpoint_backbone_name
 from transferlab.data import build_data
+from transferlab.data.base import TransferDataModule
 from transferlab.data.multitask import MULTITASK
 from transferlab.errors import ConfigError
 from transferlab.regularizers import build_regularizer
@@ -206,6 +207,9 @@ def run(cfg: DictConfig, run_dir: Path, resume: bool | str | None = None) -> dic
     module, data, plan = build_module(cfg)
     device = _compute_device(kwargs)
     apply_speed_settings(module, speed, on_gpu=device.type == "cuda")
+    placed = data.place_on(device) if isinstance(data, TransferDataModule) else None
+    if placed:
+        log.info("%s", placed)
     log.info("data: %s", data.describe() if hasattr(data, "describe") else type(data).__name__)
     log.info("plan:\n%s", format_plan(plan, module.hparams["backbone_name"]))
 
@@ -398,7 +402,7 @@ def _feature_loaders(
         "feature cache: step %s trains the head on cached features (%s in %.2f s, %s)",
         step.label, cached.source, cached.seconds, where,
     )  # fmt: skip
-    return cached_loaders(cached, data)
+    return cached_loaders(cached, data, device)
 
 
 def _data_cfg(module: TransferModule) -> dict[str, Any]:

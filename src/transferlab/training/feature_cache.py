@@ -30,7 +30,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from transferlab.data.tensor_loader import make_loader, pass_batch
+from transferlab.data.base import fits_on_device
+from transferlab.data.tensor_loader import index_on, make_loader, pass_batch
 from transferlab.training.distributed import state_digest
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 FORMAT = "transferlab.features.v1"
 # Data keys that change how batches are served, not which images or how they are preprocessed.
-_LOADER_ONLY_KEYS = ("batch_size", "num_workers", "pin_memory")
+_LOADER_ONLY_KEYS = ("batch_size", "num_workers", "pin_memory", "on_device")
 
 
 class FeatureDataset(Dataset):
@@ -55,7 +56,7 @@ class FeatureDataset(Dataset):
         return self.features[index], self.labels[index]
 
     def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = torch.as_tensor(indices, dtype=torch.long)
+        idx = index_on(indices, self.features.device)
         return self.features.index_select(0, idx), self.labels.index_select(0, idx)
 
 
@@ -157,7 +158,7 @@ def _ordered_batches(data: Any, split: str, device: torch.device) -> Iterator[tu
         batch_size=batch_size,
         shuffle=False,
         seed=o.seed,
-        num_workers=o.num_workers,
+        num_workers=0 if getattr(data, "data_device", None) is not None else o.num_workers,  # GPU tensors: no workers
         collate_fn=type(data).collate_fn,
     )
     yield from loader
@@ -240,12 +241,23 @@ class FeatureCache:
             log.warning("feature cache: could not write %s (%s); features stay in memory", path, err)
 
 
-def cached_loaders(cached: CachedFeatures, data: Any) -> dict[str, DataLoader]:
-    """Loaders over cached features with the live loaders' batch size, shuffle seed and last-batch rule."""
+def cached_loaders(cached: CachedFeatures, data: Any, device: torch.device | None = None) -> dict[str, DataLoader]:
+    """Loaders over cached features with the live loaders' batch size, shuffle seed and last-batch rule.
+
+    On a GPU the features are held there when ``data.on_device`` allows (as for images): batches are cut on
+    the device, with no host → device copy per step.
+    """
     o = data.options
+    device = device or torch.device("cpu")
+    nbytes = sum(t.nbytes for t in cached.tensors.values())
+    place = fits_on_device(getattr(o, "on_device", None), device, nbytes)
+    datasets = {split: cached.dataset(split) for split in SPLITS}
+    if place:
+        for ds in datasets.values():
+            ds.features, ds.labels = ds.features.to(device), ds.labels.to(device)
     return {
         split: make_loader(
-            cached.dataset(split),
+            datasets[split],
             batch_size=o.batch_size,
             shuffle=split == "train",
             seed=o.seed,
