@@ -318,7 +318,16 @@ def _check_feature_cache(cfg: DictConfig, report: ValidationReport) -> None:
 
 
 def _check_callbacks(cfg: DictConfig, report: ValidationReport) -> None:
-    extra = (_container(cfg, "callbacks", report) or {}).get("extra") or {}
+    from transferlab.errors import ConfigError
+    from transferlab.training.resume import INTERVAL_KEY, last_checkpoint_interval
+
+    callbacks = _container(cfg, "callbacks", report) or {}
+    checkpoint = callbacks.get("checkpoint") or {}
+    try:
+        last_checkpoint_interval(checkpoint)
+    except ConfigError as err:
+        report.add(INTERVAL_KEY, checkpoint.get("last_min_interval_s"), str(err))
+    extra = callbacks.get("extra") or {}
     for key, spec in extra.items():
         if spec is not None and (not isinstance(spec, Mapping) or "_target_" not in spec):
             report.add(

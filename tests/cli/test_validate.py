@@ -96,8 +96,12 @@ def test_every_group_is_checked():
         "trainer.channels_last=sometimes",
         "data.num_samples.train=0",
         "+num_classes=3",
+        "callbacks.checkpoint.last_min_interval_s=-5",
+        "data.on_device=maybe",
     )
     expected = {
+        "callbacks.checkpoint.last_min_interval_s": "expected seconds >= 0. Fix:",
+        "data.on_device": "expected true or false",
         "strategy.stages.finetune.unfreeze_every": "no unfreeze step fits",
         "trainer.channels_last": "expected auto, true or false",
         "data.num_samples.train": "must be ≥ 1",

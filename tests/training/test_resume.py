@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -12,6 +13,7 @@ from safetensors.torch import load_file
 
 from tests.clitools import FAST, REPO, run_cli
 from tests.training.killer import ENV
+from transferlab.training.resume import LastCheckpoint
 
 # A 3-stage run (probe → top two groups → all), 2 epochs per stage, on tiny synthetic data.
 JOB = [
@@ -23,18 +25,24 @@ JOB = [
     "strategy.stages.top.epochs=2",
     "strategy.stages.all.epochs=2",
     "seed=5",
+    "callbacks.checkpoint.last_min_interval_s=0",  # last.ckpt every epoch: a kill point in any epoch resumes there
     "+callbacks.extra.kill._target_=tests.training.killer.KillAt",
 ]
 KILL_POINTS = {
     "mid_epoch": "batch:top:1:0",  # during the 2nd epoch of stage 2
     "between_stages": "stage_end:probe",  # after stage 1's test, before stage 2 starts
     "checkpoint_write": "ckpt_write:all:1",  # half way through writing a checkpoint of stage 3
+    # the default 30 s between last.ckpt writes: stage 2's first epoch is not written, so the resume starts
+    # from the end of stage 1 and replays the whole of stage 2
+    "mid_epoch_sparse_checkpoints": "batch:top:1:0",
 }
+SPARSE = {"mid_epoch_sparse_checkpoints": ["callbacks.checkpoint.last_min_interval_s=30"]}
 
 
-def _train(run_dir: Path, kill: str | None = None) -> int:
+def _train(run_dir: Path, kill: str | None = None, extra: list[str] | None = None) -> int:
     env = {"PYTHONPATH": str(REPO)} | ({ENV: kill} if kill else {})
-    proc = run_cli("train", *JOB, f"hydra.run.dir={run_dir}", cwd=run_dir.parent, env=env, check=False)
+    args = [*JOB, *(extra or []), f"hydra.run.dir={run_dir}"]
+    proc = run_cli("train", *args, cwd=run_dir.parent, env=env, check=False)
     return proc.returncode
 
 
@@ -55,12 +63,15 @@ def uninterrupted(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("point", list(KILL_POINTS))
 def test_a_killed_run_resumes_to_the_same_metrics_and_weights(uninterrupted, tmp_path, point):
     run_dir = tmp_path / "killed"
-    assert _train(run_dir, KILL_POINTS[point]) == -9  # SIGKILL: no cleanup, no final files
+    assert _train(run_dir, KILL_POINTS[point], SPARSE.get(point)) == -9  # SIGKILL: no cleanup, no final files
     assert not (run_dir / "metrics.json").exists() and not (run_dir / "model.safetensors").exists()
     assert ENV not in os.environ  # the resumed run is not killed again
     proc = run_cli("resume", str(run_dir), cwd=tmp_path, env={"PYTHONPATH": str(REPO)}, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "resume: continuing at step" in (run_dir / "train.log").read_text()
+    log = (run_dir / "train.log").read_text()
+    assert "resume: continuing at step" in log
+    if point in SPARSE:  # stage 2's only checkpoint would have been its last epoch's: back to stage 1's end
+        assert "resume: continuing at step probe" in log, log
     full_metrics, full_stages, full_weights = _outcome(uninterrupted)
     metrics, stages, weights = _outcome(run_dir)
     assert metrics["final"] == full_metrics["final"]
@@ -128,3 +139,27 @@ def test_same_config_and_seed_give_identical_metrics_and_weights(uninterrupted, 
     metrics, stages, weights = _outcome(again)
     assert (metrics["final"], stages, metrics["epochs"]) == (full_metrics["final"], full_stages, full_metrics["epochs"])
     assert all(torch.equal(weights[k], full_weights[k]) for k in full_weights)
+
+
+def test_last_checkpoint_waits_its_interval_but_always_writes_a_steps_last_epoch(tmp_path, monkeypatch):
+    clock = iter(range(0, 1000, 10))  # every time.monotonic() call is 10 s after the previous one
+    monkeypatch.setattr("transferlab.training.resume.time.monotonic", lambda: next(clock))
+    written: list[int] = []
+
+    def epochs(interval: float, max_epochs: int, stop_at: int | None = None) -> list[int]:
+        written.clear()
+        callback = LastCheckpoint(tmp_path, interval)
+        trainer = SimpleNamespace(sanity_checking=False, should_stop=False, max_epochs=max_epochs)
+        trainer.save_checkpoint = lambda path: written.append(trainer.current_epoch)
+        callback.on_train_start(trainer, None)
+        for epoch in range(max_epochs):
+            trainer.current_epoch, trainer.should_stop = epoch, epoch == stop_at
+            callback.on_train_epoch_end(trainer, None)
+            if trainer.should_stop:
+                break
+        return list(written)
+
+    assert epochs(0, 4) == [0, 1, 2, 3], "0: every epoch"
+    assert epochs(1000, 4) == [3], "a long interval: only the step's last epoch"
+    assert epochs(25, 6) == [2, 5], "every third epoch at 10 s per epoch (30 s >= 25 s), and the last"
+    assert epochs(1000, 6, stop_at=2) == [2], "an early stop is the step's last epoch"

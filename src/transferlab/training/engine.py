@@ -45,7 +45,13 @@ from transferlab.training.multitask import build_multitask
 from transferlab.training.progress import StageProgressBar
 from transferlab.training.reinit import reinitialize_groups
 from transferlab.training.results import METRICS_FILE, format_summary, write_json_atomic
-from transferlab.training.resume import STATE_KEY, LastCheckpoint, ResumePoint, find_resume_point
+from transferlab.training.resume import (
+    STATE_KEY,
+    LastCheckpoint,
+    ResumePoint,
+    find_resume_point,
+    last_checkpoint_interval,
+)
 from transferlab.training.speed import (
     apply_speed_settings,
     check_speed_settings,
@@ -127,7 +133,8 @@ def _step_callbacks(cfg: DictConfig, step: StepPlan, run_dir: Path, num_stages: 
             )
         )
     if ckpt.get("save_last", False):
-        callbacks.append(LastCheckpoint(step_dir))  # what 'transferlab resume' continues from
+        interval = last_checkpoint_interval(ckpt)
+        callbacks.append(LastCheckpoint(step_dir, interval))  # what 'transferlab resume' continues from
     trainer_cfg = _container(cfg, "trainer")
     if trainer_cfg.get("enable_progress_bar", True):
         refresh = int((_container(cfg, "callbacks").get("progress_bar") or {}).get("refresh_rate", 1))

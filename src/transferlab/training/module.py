@@ -255,7 +255,7 @@ class TransferModule(pl.LightningModule):
 
     def on_train_epoch_end(self) -> None:
         """Log epoch-level training loss and accuracy."""
-        self.finite_loss.flush()  # a GPU step's pending check, before validation can score the weights
+        self.finite_loss.flush()  # the last deferred (GPU) flags; on_validation_start read the earlier ones
         loss, acc = self.train_totals.compute(self._sum_over_processes, self.device)
         self.train_totals.reset()
         self.log_dict({"train/loss_epoch": loss, "train/acc": acc})
