@@ -1,6 +1,6 @@
 """Feature cache: epoch time of a feature-extraction stage with live features ÷ with cached features.
 
-Both variants are the real engine path (``transferlab.training.engine.run``) on the same config:
+Both variants are the real engine path (``transferlab.run.engine.run``) on the same config:
 ``strategy=feature_extraction`` (frozen backbone, linear head), efficientnet_lite0 on digits at 64 px, batch
 64, validation/tests/export/checkpoints/progress bar off, TensorBoard logger on; only ``feature_cache.enabled``
 differs. Runs alternate (live, cached, live, cached, …) in one process; every run has one warm-up epoch that
@@ -47,8 +47,8 @@ from benchmarks.common import (
     set_threads,
 )
 from transferlab.cli.common import compose_config
-from transferlab.training import feature_cache as fc
-from transferlab.training.engine import run
+from transferlab.run import feature_cache as fc
+from transferlab.run.engine import run
 
 TARGET = 50.0
 

@@ -7,7 +7,7 @@ bf16 autocast) the variants run alternately (A, B, C, A, B, C, …) in one proce
   of random images that lives on the GPU (no data loading at all), fused AdamW, cudnn benchmark on. This is
   the reference: what the GPU does when nothing but the model runs.
 * ``hand, NCHW``: the same in the default memory format (the framework does not convert to channels-last).
-* ``framework``: ``transferlab.training.engine.run`` with ``backbone=<model> backbone.weights=null
+* ``framework``: ``transferlab.run.engine.run`` with ``backbone=<model> backbone.weights=null
   data=synthetic data.image_size=224 strategy=finetune trainer=gpu`` (bf16-mixed, cudnn benchmark),
   TensorBoard logger on, validation/tests/export/checkpoints/progress bar off: its in-memory uint8 images are
   normalised per batch on the CPU, copied to the GPU and trained on by Lightning. Epochs are timed by
@@ -46,7 +46,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmarks.common import EpochTimer, Samples, format_table, machine_line, quiet, ratio, result_line, sync
 from transferlab.backbones import create_backbone
 from transferlab.cli.common import compose_config
-from transferlab.training.engine import run
+from transferlab.run.engine import run
 
 MODELS = {"resnet50": "tv:resnet50", "efficientnet_b0": "tv:efficientnet_b0"}
 # Dense (no sparsity) bf16 tensor-core peaks in TFLOP/s, from the vendors' data sheets; first match wins.

@@ -40,7 +40,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-ENGINE = "transferlab.training.engine"
+ENGINE = "transferlab.run.engine"
 # Phase boundaries stamped by the probe, in order, with the label of the phase that ends there.
 PHASES = (
     ("child_start", "python start (interpreter, site, spawn)"),
@@ -120,7 +120,7 @@ def child(stamp_file: str, argv: list[str]) -> None:
     from transferlab.cli import main as cli_main
 
     if argv and argv[0] == "train":
-        from transferlab.cli import train as cli_train
+        from transferlab.cli.commands import train as cli_train
 
         task = getattr(cli_train, "train_task", None)
         if task is not None:
@@ -131,7 +131,7 @@ def child(stamp_file: str, argv: list[str]) -> None:
 
             cli_train.train_task = train_task  # type: ignore[attr-defined]
         else:
-            print("startup probe: transferlab.cli.train.train_task not found; no task_start stamp", file=sys.stderr)
+            print("startup probe: transferlab.cli.commands.train.train_task not found; no task_start stamp", file=sys.stderr)
     sys.argv = ["transferlab", *argv]
     cli_main.main(argv)
 

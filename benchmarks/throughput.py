@@ -7,7 +7,7 @@ Two cases:
   (``strategy=feature_extraction feature_cache.enabled=false``); a third, informational row runs the same
   stage with the feature cache on (the framework's default for this strategy).
 
-The framework side is the real path: ``transferlab.training.engine.run(cfg, run_dir)`` (one ``Trainer.fit``
+The framework side is the real path: ``transferlab.run.engine.run(cfg, run_dir)`` (one ``Trainer.fit``
 per plan step, TensorBoard logger on) with validation, per-stage tests, export, checkpoints and the progress
 bar off; its epochs are timed by :class:`benchmarks.common.EpochTimer`, passed through the config. The hand
 loop (:class:`HandLoop`) builds the same backbone with ``create_backbone`` plus an ``nn.Linear`` head,
@@ -56,8 +56,8 @@ from benchmarks.common import (
 )
 from transferlab.backbones import create_backbone
 from transferlab.cli.common import compose_config
-from transferlab.training.engine import build_module, run
-from transferlab.training.trainer import trainer_kwargs
+from transferlab.run.engine import build_module, run
+from transferlab.run.trainer import trainer_kwargs
 
 TIMER = "+callbacks.extra.timer._target_=benchmarks.common.EpochTimer"
 TARGETS = {"finetune": 0.97, "head_only": 0.90}

@@ -38,3 +38,12 @@ def run_cli(
     if check and proc.returncode != 0:
         raise AssertionError(f"transferlab {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def build_parts(cfg):
+    """``(module, data, plan)`` of a composed config, through the one assembly every command uses."""
+    from transferlab.run.assembly import assemble
+    from transferlab.run.spec import parse_config
+
+    parts = assemble(parse_config(cfg))
+    return parts.module, parts.data, parts.plan

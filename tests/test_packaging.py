@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_checkout_finds_the_top_level_conf_tree():
-    from transferlab.paths import conf_dir
+    from transferlab.config.paths import conf_dir
 
     assert (conf_dir() / "train.yaml").is_file(), conf_dir()
 
@@ -45,7 +45,7 @@ def test_wheel_ships_conf_and_finds_it_when_installed(tmp_path):
         [
             sys.executable,
             "-c",
-            "import transferlab.paths as p, transferlab as t; print(t.__file__); print(p.conf_dir())",
+            "import transferlab.config.paths as p, transferlab as t; print(t.__file__); print(p.conf_dir())",
         ],
         capture_output=True,
         text=True,

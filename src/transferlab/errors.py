@@ -55,3 +55,29 @@ def user_message(err: BaseException) -> str:
 
 class TrainingDivergedError(TransferlabError):
     """The training loss became NaN or infinite; the run stops before that step updates the weights (on CPU)."""
+
+
+class ResumeError(TransferlabError):
+    """A run cannot be resumed: no checkpoint, or none that can be read."""
+
+
+class RunInterrupted(BaseException):
+    """The run was stopped by a signal (SIGINT/SIGTERM); it can be continued with ``transferlab resume``.
+
+    A ``BaseException`` so that no ``except Exception`` on the way out (Hydra's job runner, DataLoader
+    clean-up, a sweeper) mistakes it for a failed job.
+
+    Args:
+        signum: The signal number.
+        message: One line: what was saved and how to continue.
+    """
+
+    def __init__(self, signum: int, message: str = "") -> None:
+        super().__init__(message)
+        self.signum = int(signum)
+        self.message = message
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number: 130 for SIGINT, 143 for SIGTERM (the shell's convention)."""
+        return 128 + self.signum

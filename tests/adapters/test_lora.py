@@ -11,7 +11,7 @@ from torch import nn
 from transferlab.adapters import apply_adapter, merge_adapters
 from transferlab.backbones import create_backbone
 from transferlab.errors import ConfigError
-from transferlab.training.freeze import GroupIndex, is_adapter_param
+from transferlab.model.freeze import GroupIndex, is_adapter_param
 
 LITE0_TARGETS = ["*conv_pw", "*conv_pwl", "*conv_head"]
 RESNET_TARGETS = ["*layer[34].*.conv*"]

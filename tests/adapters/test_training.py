@@ -13,7 +13,7 @@ from tests.clitools import FAST, run_cli
 from transferlab.adapters import apply_adapter, merge_adapters
 from transferlab.backbones import create_backbone
 from transferlab.cli.common import compose_config
-from transferlab.training import engine
+from transferlab.run import engine, outputs
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -29,13 +29,13 @@ def _run(tmp_path: Path, *overrides: str) -> tuple[Path, dict]:
 
 def test_lora_trains_only_adapters_and_head_and_exports_a_plain_merged_backbone(tmp_path, monkeypatch):
     before_merge: dict[str, torch.Tensor] = {}
-    real_merge = engine.merge_adapters
+    real_merge = outputs.merge_adapters
 
     def snapshot_then_merge(module):
         before_merge.update({k: v.detach().clone() for k, v in module.state_dict().items()})
         return real_merge(module)
 
-    monkeypatch.setattr(engine, "merge_adapters", snapshot_then_merge)
+    monkeypatch.setattr(outputs, "merge_adapters", snapshot_then_merge)
     run_dir, metrics = _run(tmp_path, *LORA)
 
     loaded = create_backbone("efficientnet_lite0", weights="package").state_dict()

@@ -15,8 +15,8 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from transferlab.backbones import Backbone, DataConfig, create_backbone, list_backbones, module_group_index
+from transferlab.config.paths import conf_dir
 from transferlab.errors import WeightsError
-from transferlab.paths import conf_dir
 
 TIMM_EXTRA = ["timm:resnet18", "timm:efficientnet_b0", "timm:convnext_atto", "timm:vit_tiny_patch16_224"]
 

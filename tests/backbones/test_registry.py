@@ -9,8 +9,8 @@ import torch
 from omegaconf import OmegaConf
 
 from transferlab.backbones import create_backbone, list_backbones
+from transferlab.config.paths import conf_dir
 from transferlab.errors import TransferlabError, UnknownBackboneError, WeightsError
-from transferlab.paths import conf_dir
 
 
 # ---- names ----------------------------------------------------------------------------------------------------

@@ -201,8 +201,8 @@ def test_torch_load_always_uses_weights_only(tmp_path, resnet18, monkeypatch, wr
 
 
 def test_real_export_function_round_trips(tmp_path, resnet18, assert_same_tensors):
-    # The format is a contract with transferlab.training.export: use the writer itself, not a copy of it.
-    export = pytest.importorskip("transferlab.training.export")
+    # The format is a contract with transferlab.rundir.export: use the writer itself, not a copy of it.
+    export = pytest.importorskip("transferlab.rundir.export")
     module = torch.nn.Module()
     module.backbone = resnet18
     module.head = torch.nn.Linear(resnet18.num_features, 4)

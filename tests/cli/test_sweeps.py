@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.clitools import run_cli
+from tests.clitools import REPO, run_cli
 
 SMALL = [
     "backbone=small_cnn",
@@ -94,18 +94,31 @@ def test_tensorboard_has_an_hparams_row_per_job_with_swept_values_and_a_confusio
 
 
 def test_unexpected_errors_keep_their_traceback_in_the_job_log(tmp_path):
-    # EarlyStopping without its required `monitor`: a programming-level error, not a transferlab user error
+    # A callback that raises when training starts: a programming-level error, not a transferlab user error
+    run_dir = tmp_path / "run"
+    proc = run_cli(
+        "train", *SMALL, "backbone.weights=null", f"hydra.run.dir={run_dir}",
+        "+callbacks.extra.boom._target_=tests.cli.boom.Boom",
+        cwd=tmp_path, check=False, env={"PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    assert proc.returncode == 1
+    failure = json.loads((run_dir / "failure.json").read_text())
+    assert "Traceback (most recent call last)" in failure["traceback"] and "boom" in failure["traceback"]
+    log = (run_dir / "train.log").read_text()
+    assert "job failed" in log and "Traceback (most recent call last)" in log
+
+
+def test_a_callback_without_its_required_argument_is_a_config_error_before_any_dir_is_written(tmp_path):
+    # EarlyStopping without its required `monitor` (fixed: it used to end in a traceback after the data loaded)
     run_dir = tmp_path / "run"
     proc = run_cli(
         "train", *SMALL, "backbone.weights=null", f"hydra.run.dir={run_dir}",
         "+callbacks.extra.stop._target_=lightning.pytorch.callbacks.EarlyStopping",
         cwd=tmp_path, check=False,
     )  # fmt: skip
-    assert proc.returncode == 1
-    failure = json.loads((run_dir / "failure.json").read_text())
-    assert "Traceback (most recent call last)" in failure["traceback"] and "monitor" in failure["traceback"]
-    log = (run_dir / "train.log").read_text()
-    assert "job failed" in log and "Traceback (most recent call last)" in log
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "callbacks.extra.stop" in proc.stderr and "monitor" in proc.stderr, proc.stderr
+    assert not (run_dir / "failure.json").exists() and not (run_dir / ".hydra").exists(), "nothing was run"
 
 
 def test_parallel_joblib_launcher_runs_a_two_job_sweep(tmp_path):

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from tests.clitools import run_cli
-from transferlab.cli.composition import compose
-from transferlab.validation import validate_config
+from transferlab.config.compose import compose
+from transferlab.run.validation import validate_config
 
 SMALL = ["backbone=small_cnn", "data=synthetic", "strategy=finetune"]
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from transferlab.data import DATA_MODULES, TransferData, build_data
+from transferlab.config.paths import conf_dir
+from transferlab.data import TransferData, build_data, data_modules
 from transferlab.errors import ConfigError
-from transferlab.paths import conf_dir
 
 DATA_YAMLS = sorted((Path(__file__).parents[2] / "conf" / "data").glob("*.yaml"))
 
@@ -56,7 +56,7 @@ def test_unknown_name_lists_valid_names(data_config):
     with pytest.raises(ConfigError) as err:
         build_data({"name": "digit"}, data_config)
     msg = str(err.value)
-    assert "data.name='digit'" in msg and all(n in msg for n in DATA_MODULES), f"should list names: {msg}"
+    assert "data.name='digit'" in msg and all(n in msg for n in data_modules()), f"should list names: {msg}"
     assert "did you mean 'digits'" in msg, f"should suggest the close name: {msg}"
 
 

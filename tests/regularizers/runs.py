@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from transferlab.cli.common import compose_config
-from transferlab.training.engine import run
+from transferlab.run.engine import run
 
 FAST = [
     "data.image_size=32",

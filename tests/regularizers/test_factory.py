@@ -7,24 +7,25 @@ import torch
 from torch import nn
 
 from transferlab.errors import ConfigError
-from transferlab.regularizers import build_regularizer
-from transferlab.regularizers.factory import parse_regularizer
+from transferlab.model.module import TransferModule, classifier
+from transferlab.regularizers.factory import build_regularizer, parse_regularizer
 from transferlab.regularizers.l2sp import L2SP
 from transferlab.regularizers.lwf import LwF
-from transferlab.training.module import TransferModule
+from transferlab.regularizers.source import StartingPoint
 
 
 @pytest.fixture
 def module(tiny_backbone) -> TransferModule:
-    return TransferModule(tiny_backbone, num_classes=3, hparams={"config": {"strategy": {"init": "pretrained"}}})
+    return classifier(tiny_backbone, num_classes=3)
 
 
-PRETRAINED = {"name": "tiny", "weights": "some.safetensors"}
+PRETRAINED = StartingPoint("tiny", "some.safetensors")
+RANDOM = StartingPoint("tiny", None)
 
 
 def test_none_builds_nothing(module):
-    assert build_regularizer({"name": "none"}, module, PRETRAINED) is None, "regularizer=none adds no penalty"
-    assert build_regularizer({}, module, PRETRAINED) is None, "a missing group means none"
+    assert build_regularizer({"name": "none"}, module.backbone, PRETRAINED) is None, "regularizer=none adds no penalty"
+    assert build_regularizer({}, module.backbone, PRETRAINED) is None, "a missing group means none"
 
 
 def test_defaults_are_filled_in():
@@ -34,7 +35,7 @@ def test_defaults_are_filled_in():
 
 def test_unknown_name_lists_the_names(module):
     with pytest.raises(ConfigError) as err:
-        build_regularizer({"name": "l2-sp"}, module, PRETRAINED)
+        build_regularizer({"name": "l2-sp"}, module.backbone, PRETRAINED)
     text = str(err.value)
     assert "regularizer.name='l2-sp'" in text and all(n in text for n in ("none", "l2sp", "lwf")), text
 
@@ -59,7 +60,7 @@ def test_bad_keys_and_values_name_the_key_the_value_and_the_fix(cfg, needles):
 
 
 def test_l2sp_is_zero_at_the_start_without_beta_and_holds_only_frozen_tensors(module):
-    reg = build_regularizer({"name": "l2sp", "alpha": 1.0, "beta": 0.0}, module, PRETRAINED)
+    reg = build_regularizer({"name": "l2sp", "alpha": 1.0, "beta": 0.0}, module.backbone, PRETRAINED)
     assert isinstance(reg, L2SP), f"l2sp builds L2SP, got {type(reg)}"
     assert not list(reg.parameters()), "L2-SP keeps w0 as buffers, never as parameters"
     x = torch.randn(2, 3, 16, 16)
@@ -72,7 +73,7 @@ def test_l2sp_is_zero_at_the_start_without_beta_and_holds_only_frozen_tensors(mo
 
 
 def test_l2sp_beta_covers_the_head_and_skips_frozen_params(module):
-    reg = build_regularizer({"name": "l2sp", "alpha": 0.0, "beta": 2.0}, module, PRETRAINED)
+    reg = build_regularizer({"name": "l2sp", "alpha": 0.0, "beta": 2.0}, module.backbone, PRETRAINED)
     x = torch.randn(2, 3, 16, 16)
     head_sq = sum(p.pow(2).sum() for p in module.head.parameters()).item()
     assert reg(module, x, module.backbone(x)).item() == pytest.approx(head_sq), "beta/2·‖head‖² with beta=2"
@@ -81,21 +82,22 @@ def test_l2sp_beta_covers_the_head_and_skips_frozen_params(module):
 
 
 def test_l2sp_random_backbone_gets_plain_l2_not_a_pull_to_its_random_init(module):
-    reg = build_regularizer({"name": "l2sp", "alpha": 1.0, "beta": 0.0}, module, {"name": "tiny", "weights": None})
+    reg = build_regularizer({"name": "l2sp", "alpha": 1.0, "beta": 0.0}, module.backbone, RANDOM)
     assert isinstance(reg, L2SP) and reg.anchored == [], f"random init has no starting point: {reg}"
     assert not list(reg.buffers()), "no w0 stored for a randomly initialised backbone"
 
 
 def test_l2sp_shared_groups_puts_reinitialised_groups_under_beta(tiny_backbone):
-    hparams = {"config": {"strategy": {"init": "pretrained", "shared_groups": 1}}}
-    module = TransferModule(tiny_backbone, num_classes=3, hparams=hparams)
-    reg = build_regularizer({"name": "l2sp"}, module, PRETRAINED)
+    module = classifier(tiny_backbone, num_classes=3)
+    reinitialised = frozenset(n for group in module.groups.groups[1:] for n in group.param_names)  # shared_groups=1
+    start = StartingPoint("tiny", "some.safetensors", reinitialised=reinitialised)
+    reg = build_regularizer({"name": "l2sp"}, module.backbone, start)
     assert all(n.startswith("stem.") for n in reg.anchored), f"only the shared stem is anchored: {reg.anchored}"
     assert reg.decayed and all(n.startswith("block") for n in reg.decayed), f"new groups decay: {reg.decayed}"
 
 
 def test_lwf_copy_is_frozen_and_stays_in_eval_mode(module):
-    reg = build_regularizer({"name": "lwf"}, module, {"name": "tiny", "weights": None})
+    reg = build_regularizer({"name": "lwf"}, module.backbone, RANDOM)
     module.regularizer = reg
     assert isinstance(reg, LwF) and reg.mode == "features", "no source head for random weights: fallback"
     assert not any(p.requires_grad for p in reg.parameters()), "the copy holds only frozen tensors"

@@ -8,11 +8,11 @@ from pathlib import Path
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from tests.clitools import build_parts
 from tests.regularizers.runs import fast_run
 from transferlab.backbones import load_packaged_state_dict
 from transferlab.cli.common import compose_config
 from transferlab.regularizers.lwf import LwF
-from transferlab.training.engine import build_module
 
 
 def _penalties(run_dir: Path) -> list[float]:
@@ -24,7 +24,7 @@ def _penalties(run_dir: Path) -> list[float]:
 
 
 def test_source_head_of_efficientnet_lite0_is_the_packaged_imagenet_classifier():
-    module, _, _ = build_module(compose_config(["data.image_size=32", "strategy=finetune", "regularizer=lwf"]))
+    module, _, _ = build_parts(compose_config(["data.image_size=32", "strategy=finetune", "regularizer=lwf"]))
     reg = module.regularizer
     assert isinstance(reg, LwF) and reg.mode == "logits", f"packaged weights come with a head: {reg}"
     state = load_packaged_state_dict("efficientnet_lite0")
@@ -50,7 +50,7 @@ def test_penalty_starts_at_zero_grows_with_training_and_adds_no_trainable_params
     assert abs(penalties[0]) < 1e-5, f"at the first step the model is the source model: {penalties[0]}"
     assert penalties[-1] > 1e-3, f"after training the model has moved away from the source: {penalties}"
 
-    plain, _, plan = build_module(compose_config(["data.image_size=32", "strategy=finetune"]))
+    plain, _, plan = build_parts(compose_config(["data.image_size=32", "strategy=finetune"]))
     plain.set_step(plan.steps[0])
     trainable = {row["trainable_params"] for row in metrics["epochs"]}
     assert trainable == {plain.num_trainable()}, f"lwf {trainable} vs none {plain.num_trainable()}: copy is frozen"
@@ -61,7 +61,7 @@ def test_export_head_is_the_source_of_a_checkpoint_run(tmp_path):
     fast_run(tmp_path / "first", "trainer.limit_train_batches=1", "strategy.stages.finetune.epochs=1")
     source = f"backbone.weights={tmp_path / 'first'}"
     cfg = compose_config(["data.image_size=32", "strategy=finetune", "backbone=checkpoint", source, "regularizer=lwf"])
-    module, _, _ = build_module(cfg)
+    module, _, _ = build_parts(cfg)
     reg = module.regularizer
     assert isinstance(reg, LwF) and reg.mode == "logits", f"an export carries head.*: {reg}"
     assert tuple(reg.old_head.weight.shape) == (10, 1280), "the first run's 10-class digits head is the source"

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from tests.report.conftest import ACC, write_job, write_multirun
-from transferlab.cli.report import main
+from transferlab.cli.commands.report import main
 from transferlab.report import read_plot_data
 
 

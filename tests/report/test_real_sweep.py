@@ -32,7 +32,10 @@ def test_report_of_a_real_sweep_equals_each_jobs_metrics(tmp_path):
     run_cli("train", "-m", *TINY, f"hydra.sweep.dir={sweep}", f"backbone.weights=null,{MISSING}", "seed=0,1",
             cwd=tmp_path, check=False)  # fmt: skip
     proc = subprocess.run(
-        [sys.executable, "-m", "transferlab.cli.report", str(sweep)], capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "transferlab.cli.commands.report", str(sweep)],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "2 done, 2 failed, 0 unfinished, 0 missing" in proc.stdout, proc.stdout

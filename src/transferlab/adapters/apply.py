@@ -10,10 +10,10 @@ from torch import nn
 
 from transferlab.adapters.groups import regroup, set_layer_groups
 from transferlab.adapters.lora import inject_lora, lora_layers, merge_lora
+from transferlab.adapters.markers import is_adapter_param
 from transferlab.adapters.spec import WHERE, parse_adapter
 from transferlab.adapters.targets import resolve_targets
 from transferlab.errors import ConfigError
-from transferlab.training.freeze import GroupIndex, is_adapter_param
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +69,8 @@ def merge_adapters(module: nn.Module) -> nn.Module:
     """Fold adapter weights into the base weights so the export is a plain backbone (no-op without adapters).
 
     Every LoRA layer inside ``module`` is merged (``W += B @ A * alpha / rank``) and replaced by its base layer,
-    so ``state_dict`` keys are exactly the plain architecture's; backbones' layer groups (and a
-    TransferModule's group index) follow.
+    so ``state_dict`` keys are exactly the plain architecture's; backbones' layer groups follow (a
+    TransferModule rebuilds its group index with ``refresh_groups()``).
 
     Args:
         module: A TransferModule, a backbone, or any module holding LoRA layers; changed in place.
@@ -83,8 +83,4 @@ def merge_adapters(module: nn.Module) -> nn.Module:
     for sub in module.modules():
         if hasattr(sub, "layer_groups") and hasattr(sub, "_groups"):
             set_layer_groups(sub, regroup(sub.layer_groups(), [n for n, _ in sub.named_parameters()]))
-    groups = getattr(module, "groups", None)
-    backbone = getattr(module, "backbone", None)
-    if isinstance(groups, GroupIndex) and backbone is not None:
-        module.groups = GroupIndex(backbone)  # the old index holds the merged-away wrappers' parameters
     return module

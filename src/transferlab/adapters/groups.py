@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from transferlab.adapters.markers import ADAPTER_MARKERS
 from transferlab.backbones.base import LayerGroup
-from transferlab.training.freeze import ADAPTER_MARKERS
 
 #: The infix peft puts between a wrapped module and its original parameters.
 BASE_LAYER = ".base_layer"

@@ -17,7 +17,11 @@ import fnmatch
 import os
 from typing import Literal
 
-from transferlab.backbones import hub, packaged, small_cnn, timm_family, torchvision_family
+import transferlab.backbones.hub as hub
+import transferlab.backbones.packaged as packaged
+import transferlab.backbones.small_cnn as small_cnn
+import transferlab.backbones.timm_family as timm_family
+import transferlab.backbones.torchvision_family as torchvision_family
 from transferlab.backbones.module import ModelBackbone
 from transferlab.backbones.weight_files import checkpoint_backbone_name, read_weights_file, resolve_weights_path
 from transferlab.backbones.weights import load_state_dict_into

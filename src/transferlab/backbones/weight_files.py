@@ -19,11 +19,11 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from transferlab.errors import WeightsError
+from transferlab.rundir.layout import CHECKPOINTS_DIR, LAST_CHECKPOINT
+from transferlab.rundir.layout import MODEL_FILE as RUN_MODEL_FILE
 
-#: The exported model of a run directory (written by ``transferlab.training.export``).
-RUN_MODEL_FILE = "model.safetensors"
 #: Lightning checkpoints of a run directory, tried when there is no exported model.
-RUN_CHECKPOINT_GLOB = "checkpoints/**/last.ckpt"
+RUN_CHECKPOINT_GLOB = f"{CHECKPOINTS_DIR}/**/{LAST_CHECKPOINT}"
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from typing import NoReturn
 
 from omegaconf import DictConfig
 
-from transferlab.cli.composition import compose
+from transferlab.config.compose import compose
 from transferlab.errors import ConfigError, TransferlabError, user_message
 
 EXIT_USER_ERROR = 2
@@ -33,7 +33,7 @@ def compose_config(overrides: Sequence[str], config_name: str = "train") -> Dict
 
     Raises:
         TransferlabError: Never; composition errors exit via :func:`fail` with one paragraph naming the override
-            and the fix (see :mod:`transferlab.cli.composition`).
+            and the fix (see :mod:`transferlab.config.compose`).
     """
     try:
         return compose(overrides, config_name)

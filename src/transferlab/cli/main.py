@@ -1,23 +1,20 @@
-"""``transferlab``: the command dispatcher (train, validate, plan, eval, ls, resume, report)."""
+"""``transferlab``: the command dispatcher. The commands are the modules of :mod:`transferlab.cli.commands`.
+
+Usage, dispatch and did-you-mean all come from that one package: each module there declares its ``USAGE``,
+``SUMMARY`` and ``ORDER`` and has a ``main(argv)``. Only the chosen command's module is imported to run it.
+"""
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import pkgutil
 import sys
+from types import ModuleType
 
-USAGE = """\
-usage: transferlab <command> [args]
+import transferlab.cli.commands as commands_package
 
-commands:
-  train [overrides]        train one job (Hydra app: -m for sweeps, --cfg job, --help, hydra.* overrides)
-  validate [overrides]     check the config without training (no data read, no weights loaded); all problems at once
-  plan  [overrides]        print the compiled stage plan (epochs, trainable groups, parameters, LRs); no training
-  eval  RUN [overrides]    test a finished run, model.safetensors or .ckpt on its data or another data config
-  ls    [group] [pattern]  list config options from conf/ and registered backbone names
-  resume DIR [overrides]   finish a killed run (or sweep) in its dir from its checkpoints
-  report DIR [DIR...]      aggregate runs and sweeps: tables (CSV, Markdown), plots (PNG), failed/missing jobs
-
-Run 'transferlab <command> --help' for details.
-
+EXAMPLES = """\
 examples:
   transferlab train                                          # efficientnet_lite0 on digits with lp_ft
   transferlab train strategy=gradual_unfreeze data.shots_per_class=20 seed=1
@@ -31,11 +28,35 @@ examples:
 """
 
 
+def command_names() -> list[str]:
+    """Every command, by module name (not imported)."""
+    return sorted(m.name for m in pkgutil.iter_modules(commands_package.__path__) if not m.name.startswith("_"))
+
+
+def load_command(name: str) -> ModuleType:
+    """The module of command ``name``."""
+    return importlib.import_module(f"{commands_package.__name__}.{name}")
+
+
+def usage() -> str:
+    """The text of ``transferlab --help``: every command's synopsis and summary, then examples."""
+    modules = sorted((load_command(n) for n in command_names()), key=lambda m: (getattr(m, "ORDER", 99), m.__name__))
+    rows = [(m.USAGE, m.SUMMARY) for m in modules]
+    width = max(len(u) for u, _ in rows)
+    lines = [f"  {u.ljust(width)}  {s}" for u, s in rows]
+    return (
+        "usage: transferlab <command> [args]\n\ncommands:\n"
+        + "\n".join(lines)
+        + "\n\nRun 'transferlab <command> --help' for details.\n\n"
+        + EXAMPLES
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Dispatch ``transferlab <command>`` to the subcommand's module."""
+    """Dispatch ``transferlab <command>`` to the command's module."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
-        print(USAGE, end="")
+        print(usage(), end="")
         return
     if args[0] in ("-V", "--version"):
         from transferlab import __version__
@@ -43,41 +64,13 @@ def main(argv: list[str] | None = None) -> None:
         print(f"transferlab {__version__}")
         return
     command, rest = args[0], args[1:]
-    if command == "train":
-        from transferlab.cli import train
-
-        train.main(rest)
-    elif command == "validate":
-        from transferlab.cli import validate
-
-        validate.main(rest)
-    elif command == "plan":
-        from transferlab.cli import plan
-
-        plan.main(rest)
-    elif command == "eval":
-        from transferlab.cli import eval as eval_cmd
-
-        eval_cmd.main(rest)
-    elif command == "ls":
-        from transferlab.cli import ls
-
-        ls.main(rest)
-    elif command == "resume":
-        from transferlab.cli import resume
-
-        resume.main(rest)
-    elif command == "report":
-        from transferlab.cli import report
-
-        report.main(rest)
-    else:
-        import difflib
-
-        close = difflib.get_close_matches(command, ["train", "validate", "plan", "eval", "ls", "resume", "report"], n=1)
+    names = command_names()
+    if command not in names:
+        close = difflib.get_close_matches(command, names, n=1)
         hint = f" Did you mean 'transferlab {close[0]}'?" if close else ""
-        print(f"transferlab: error: unknown command {command!r}.{hint}\n\n{USAGE}", file=sys.stderr, end="")
+        print(f"transferlab: error: unknown command {command!r}.{hint}\n\n{usage()}", file=sys.stderr, end="")
         raise SystemExit(2)
+    load_command(command).main(rest)
 
 
 if __name__ == "__main__":

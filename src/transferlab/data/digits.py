@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from transferlab.backbones.base import DataConfig
 from transferlab.data.base import TransferDataModule
 from transferlab.data.options import CommonOptions, check_split_fractions, read_common, read_float, read_shots
+from transferlab.data.registry import register_data
 from transferlab.data.splits import stratified_split, subsample_per_class
 from transferlab.data.tensor_loader import TensorImageDataset, pass_batch, to_uint8
 from transferlab.data.transforms import AugmentSpec, normalization, parse_augment, tensor_augment
@@ -68,6 +69,7 @@ def load_digit_images(classes: Sequence[int]) -> tuple[torch.Tensor, np.ndarray]
     return images, all_digits[keep]
 
 
+@register_data
 class DigitsDataModule(TransferDataModule):
     """In-memory 8×8 digits, resized once, normalised per batch with the backbone's statistics.
 

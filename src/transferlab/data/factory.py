@@ -15,22 +15,15 @@ from typing import Any
 
 from transferlab.backbones.base import DataConfig
 from transferlab.data.base import TransferDataModule
-from transferlab.data.digits import DigitsDataModule
-from transferlab.data.image_folder import ImageFolderDataModule
 from transferlab.data.options import COMMON_KEYS, check_keys
-from transferlab.data.synthetic import SyntheticDataModule
-from transferlab.data.torchvision_sets import TorchvisionDataModule
+from transferlab.data.registry import data_modules
 from transferlab.errors import ConfigError
-
-DATA_MODULES: dict[str, type[TransferDataModule]] = {
-    cls.name: cls for cls in (DigitsDataModule, ImageFolderDataModule, TorchvisionDataModule, SyntheticDataModule)
-}
-"""Registry: ``data.name`` → data module class."""
 
 
 def valid_keys(name: str) -> tuple[str, ...]:
-    """All keys the data set ``name`` accepts (common keys first)."""
-    return COMMON_KEYS + DATA_MODULES[name].KEYS
+    """All keys the data set ``name`` accepts (common keys first, for this package's file and tensor sets)."""
+    cls = data_modules()[name]
+    return (COMMON_KEYS + cls.KEYS) if issubclass(cls, TransferDataModule) else tuple(cls.KEYS)
 
 
 def build_data(cfg: Mapping[str, Any], data_config: DataConfig) -> TransferDataModule:
@@ -57,19 +50,16 @@ def build_data(cfg: Mapping[str, Any], data_config: DataConfig) -> TransferDataM
 
         cfg = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
     name = cfg.get("name")
-    if name == "multitask":  # several data sets, each built by this factory (multi-task hard sharing)
-        from transferlab.data.multitask import MultiTaskDataModule  # imports this module
-
-        return MultiTaskDataModule.from_config(cfg, data_config)  # type: ignore[return-value]
-    if name not in DATA_MODULES:
-        close = difflib.get_close_matches(str(name), list(DATA_MODULES), n=1)
+    sources = data_modules()
+    if not isinstance(name, str) or name not in sources:
+        close = difflib.get_close_matches(str(name), list(sources), n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
         raise ConfigError(
-            f"data.name={name!r}: unknown data set; {hint}valid names: {', '.join(DATA_MODULES)}. "
+            f"data.name={name!r}: unknown data set; {hint}valid names: {', '.join(sorted(sources))}. "
             f"Fix: data=<one of conf/data/*.yaml>."
         )
     check_keys(cfg, valid_keys(name))
-    return DATA_MODULES[name].from_config(cfg, data_config)
+    return sources[name].from_config(cfg, data_config)
 
 
 def check_data(cfg: Mapping[str, Any], data_config: DataConfig) -> TransferDataModule:

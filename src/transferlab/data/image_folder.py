@@ -35,6 +35,7 @@ from transferlab.data.options import (
     read_required_str,
     read_shots,
 )
+from transferlab.data.registry import register_data
 from transferlab.data.splits import stratified_split, subsample_per_class
 from transferlab.data.transforms import AugmentSpec, eval_transform, parse_augment, train_transform
 from transferlab.errors import ConfigError, DataError
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 SHOW_FILES = 5
 
 
+@register_data
 class ImageFolderDataModule(TransferDataModule):
     """Images read from class folders with PIL, augmented and resized by torchvision transforms v2.
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import Any, Literal, cast, get_args
 
 import lightning.pytorch as pl
 from lightning.pytorch.utilities import CombinedLoader
@@ -29,8 +29,12 @@ from transferlab.backbones.base import DataConfig
 from transferlab.data.base import TransferDataModule
 from transferlab.data.factory import build_data
 from transferlab.data.options import check_keys
+from transferlab.data.registry import register_data
 from transferlab.errors import ConfigError, DataError
-from transferlab.training.loss_weighting import WEIGHTINGS, Weighting
+
+Weighting = Literal["equal", "uncertainty"]
+WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
+"""Valid values of ``data.loss_weighting`` (the loss-weighting modules are the model's)."""
 
 MULTITASK = "multitask"
 """The ``data.name`` that selects multi-task hard sharing."""
@@ -67,6 +71,7 @@ def _read_weights(cfg: Mapping[str, Any], tasks: list[str]) -> dict[str, float]:
     return weights
 
 
+@register_data
 class MultiTaskDataModule(pl.LightningDataModule):
     """One data module per task, served together.
 
@@ -77,6 +82,7 @@ class MultiTaskDataModule(pl.LightningDataModule):
     """
 
     name = MULTITASK
+    KEYS = KEYS
 
     def __init__(
         self, tasks: Mapping[str, TransferDataModule], loss_weighting: Weighting, loss_weights: Mapping[str, float]

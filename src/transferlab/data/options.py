@@ -7,13 +7,14 @@ the fix. Nothing deeper in the package reads the config.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import torch
 
+from transferlab.config import readers
 from transferlab.errors import ConfigError
 
 WHERE = "data"
@@ -31,133 +32,15 @@ COMMON_KEYS: tuple[str, ...] = (
 )
 """Keys every data set accepts (see :class:`CommonOptions`)."""
 
-MISSING = "???"
-"""OmegaConf's mark of a mandatory value that was never set (``to_container`` keeps it as this string)."""
+MISSING = readers.MISSING
 
-
-def unknown_key_error(key: str, valid: Iterable[str], where: str = WHERE) -> ConfigError:
-    """Build the error for a key that is not valid here, suggesting the closest valid key."""
-    valid = list(valid)
-    close = difflib.get_close_matches(str(key), valid, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return ConfigError(f"{where}.{key}: unknown key; {hint}valid keys: {', '.join(valid)}.")
-
-
-def check_keys(cfg: Mapping[str, Any], valid: Iterable[str], where: str = WHERE) -> None:
-    """Raise on the first key of ``cfg`` that is not in ``valid``.
-
-    Raises:
-        ConfigError: naming ``<where>.<key>`` and the valid keys.
-
-    """
-    valid = tuple(valid)
-    for key in cfg:
-        if key not in valid:
-            raise unknown_key_error(key, valid, where)
-
-
-def read_int(
-    cfg: Mapping[str, Any],
-    key: str,
-    default: int | None,
-    *,
-    minimum: int | None = None,
-    nullable: bool = False,
-    where: str = WHERE,
-) -> int | None:
-    """Read an integer key (``default`` when absent).
-
-    Args:
-        cfg: The plain config mapping.
-        key: Key to read.
-        default: Value when the key is absent.
-        minimum: Smallest accepted value.
-        nullable: Whether ``null`` is a valid value (returned as ``None``).
-        where: Config path of ``cfg`` for messages.
-
-    Raises:
-        ConfigError: when the value is not an integer, is below ``minimum`` or is a forbidden ``null``.
-
-    """
-    value = cfg.get(key, default)
-    full = f"{where}.{key}"
-    if value is None:
-        if nullable:
-            return None
-        raise ConfigError(f"{full}=null: an integer is required here. Fix: {full}=<int>.")
-    # bool is an int subclass; 'true' as a batch size is a typo, not a number.
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not float(value).is_integer():
-        raise ConfigError(f"{full}={value!r}: expected an integer. Fix: {full}=<int>.")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ConfigError(f"{full}={value}: must be ≥ {minimum}. Fix: {full}=<int ≥ {minimum}>.")
-    return value
-
-
-def read_float(
-    cfg: Mapping[str, Any],
-    key: str,
-    default: float | None,
-    *,
-    low: float = 0.0,
-    high: float = 1.0,
-    low_open: bool = False,
-    nullable: bool = False,
-    where: str = WHERE,
-) -> float | None:
-    """Read a float key constrained to ``[low, high]`` (``(low, high]`` with ``low_open``).
-
-    Raises:
-        ConfigError: when the value is not a number, is out of range or is a forbidden ``null``.
-
-    """
-    value = cfg.get(key, default)
-    full = f"{where}.{key}"
-    if value is None:
-        if nullable:
-            return None
-        raise ConfigError(f"{full}=null: a number is required here. Fix: {full}=<number>.")
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{full}={value!r}: expected a number in {'(' if low_open else '['}{low}, {high}].")
-    value = float(value)
-    if value > high or value < low or (low_open and value == low):
-        interval = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ConfigError(f"{full}={value}: must be in {interval}. Fix: {full}=<number in {interval}>.")
-    return value
-
-
-def read_bool(
-    cfg: Mapping[str, Any], key: str, default: bool | None, *, nullable: bool = False, where: str = WHERE
-) -> bool | None:
-    """Read a boolean key.
-
-    Raises:
-        ConfigError: when the value is not ``true``/``false`` (or ``null`` where allowed).
-
-    """
-    value = cfg.get(key, default)
-    full = f"{where}.{key}"
-    if value is None and nullable:
-        return None
-    if not isinstance(value, bool):
-        raise ConfigError(f"{full}={value!r}: expected true or false. Fix: {full}=true or {full}=false.")
-    return value
-
-
-def read_choice(cfg: Mapping[str, Any], key: str, default: str, choices: tuple[str, ...], where: str = WHERE) -> str:
-    """Read a key that takes one of a few words.
-
-    Raises:
-        ConfigError: when the value is not one of ``choices``.
-
-    """
-    value = cfg.get(key, default)
-    if value not in choices:
-        full = f"{where}.{key}"
-        close = difflib.get_close_matches(str(value), list(choices), n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
-        raise ConfigError(f"{full}={value!r}: {hint}choose one of {', '.join(choices)}. Fix: {full}={default}.")
-    return str(value)
+# The generic readers (transferlab.config.readers), bound to the data group's path: messages name data.<key>.
+unknown_key_error = partial(readers.unknown_key_error, where=WHERE)
+check_keys = partial(readers.check_keys, where=WHERE)
+read_int = partial(readers.read_int, where=WHERE)
+read_float = partial(readers.read_float, where=WHERE)
+read_bool = partial(readers.read_bool, where=WHERE)
+read_choice = partial(readers.read_choice, where=WHERE)
 
 
 def read_required_str(cfg: Mapping[str, Any], key: str, example: str) -> str:

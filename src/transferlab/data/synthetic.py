@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from transferlab.backbones.base import DataConfig
 from transferlab.data.base import TransferDataModule
 from transferlab.data.options import CommonOptions, check_keys, read_common, read_float, read_int
+from transferlab.data.registry import register_data
 from transferlab.data.tensor_loader import TensorImageDataset, pass_batch, to_uint8
 from transferlab.data.transforms import AugmentSpec, normalization, parse_augment, tensor_augment
 
@@ -37,6 +38,7 @@ def sample_images(patterns: torch.Tensor, n: int, noise: float, seed: int) -> tu
     return to_uint8(images.clamp_(0, 1)), labels
 
 
+@register_data
 class SyntheticDataModule(TransferDataModule):
     """Random, learnable images in memory.
 
@@ -84,7 +86,7 @@ class SyntheticDataModule(TransferDataModule):
 
         """
         samples = cfg.get("num_samples") or {}
-        check_keys(samples, ("train", "val", "test"), "data.num_samples")
+        check_keys(samples, ("train", "val", "test"), where="data.num_samples")
         sizes = {
             s: read_int(samples, s, d, minimum=1, where="data.num_samples")
             for s, d in (("train", 512), ("val", 128), ("test", 128))

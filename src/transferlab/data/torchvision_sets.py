@@ -28,6 +28,7 @@ from transferlab.data.options import (
     read_required_str,
     read_shots,
 )
+from transferlab.data.registry import register_data
 from transferlab.data.splits import stratified_split, subsample_per_class
 from transferlab.data.transforms import AugmentSpec, eval_transform, parse_augment, train_transform
 from transferlab.errors import ConfigError, DataError
@@ -104,6 +105,7 @@ def dataset_labels(ds: Dataset, attr: str) -> np.ndarray:
     return np.asarray(labels, dtype=np.int64)
 
 
+@register_data
 class TorchvisionDataModule(TransferDataModule):
     """A torchvision classification set; val carved (stratified, seeded) from its training pool.
 

@@ -73,7 +73,7 @@ def parse_augment(raw: Mapping[str, Any] | None) -> AugmentSpec:
     where = f"{WHERE}.augment"
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}={raw!r}: expected a mapping of {', '.join(AUGMENT_KEYS)}.")
-    check_keys(raw, AUGMENT_KEYS, where)
+    check_keys(raw, AUGMENT_KEYS, where=where)
 
     def number(key: str, low: float, high: float) -> float:
         value = raw.get(key) or 0.0  # null reads as off

@@ -1,5 +1,4 @@
-"""Regularised fine-tuning: penalties that keep the model near its starting point (``regularizer=``)."""
+"""Regularised fine-tuning: penalties that keep the model near its starting point (``regularizer=``).
 
-from transferlab.regularizers.factory import build_regularizer
-
-__all__ = ["build_regularizer"]
+Each regularizer registers itself (:mod:`transferlab.regularizers.registry`); import from the modules.
+"""

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import nn
+
+from transferlab.regularizers.registry import Key, register
+from transferlab.regularizers.source import StartingPoint, new_backbone_params
+
+log = logging.getLogger(__name__)
 
 
 def _buffer_name(param_name: str) -> str:
@@ -28,7 +34,7 @@ class L2SP(nn.Module):
         new_params: Backbone parameter names without a starting point.
 
     Example:
-        >>> module.regularizer = L2SP(module.backbone, alpha=0.01, beta=0.01, new_params=frozenset())  # doctest: +SKIP
+        >>> penalty = L2SP(backbone, alpha=0.01, beta=0.01, new_params=frozenset())  # doctest: +SKIP
     """
 
     def __init__(self, backbone: nn.Module, alpha: float, beta: float, new_params: Iterable[str] = ()) -> None:
@@ -47,7 +53,7 @@ class L2SP(nn.Module):
         """The penalty for the module's current weights (``x`` and ``features`` are unused).
 
         Args:
-            module: The TransferModule (``backbone``, ``head``).
+            module: The TransferModule (``backbone``, ``head_parameters()``).
             x: The input batch.
             features: The backbone features of ``x``.
 
@@ -55,7 +61,8 @@ class L2SP(nn.Module):
             A scalar; an exact zero without a graph when both strengths are 0, so that the run's numerics
             are those of plain fine-tuning.
         """
-        zero = module.head.weight.new_zeros(())
+        heads = list(module.head_parameters())
+        zero = heads[0].new_zeros(())
         if self.alpha == 0 and self.beta == 0:
             return zero
         params = dict(module.backbone.named_parameters())
@@ -69,7 +76,7 @@ class L2SP(nn.Module):
             if terms:
                 penalty = penalty + 0.5 * self.alpha * torch.stack(terms).sum()
         if self.beta > 0:
-            new = [params[n] for n in self.decayed] + list(module.head.parameters())
+            new = [params[n] for n in self.decayed] + heads
             terms = [p.pow(2).sum() for p in new if p.requires_grad]
             if terms:
                 penalty = penalty + 0.5 * self.beta * torch.stack(terms).sum()
@@ -78,3 +85,12 @@ class L2SP(nn.Module):
     def extra_repr(self) -> str:
         """Strengths and how many tensors each term covers."""
         return f"alpha={self.alpha}, beta={self.beta}, anchored={len(self.anchored)}, decayed={len(self.decayed)}+head"
+
+
+@register("l2sp", {"alpha": Key(0.01), "beta": Key(0.01)})
+def build_l2sp(backbone: nn.Module, start: StartingPoint, values: Mapping[str, float]) -> nn.Module:
+    """``regularizer=l2sp``: anchor the loaded weights, plain L2 on the rest (the head included)."""
+    new = new_backbone_params(backbone, start)
+    if new:
+        log.info("L2-SP: %d backbone tensors have no starting point (new or random init); they get beta·L2", len(new))
+    return L2SP(backbone, values["alpha"], values["beta"], new)

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import copy
+import logging
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from transferlab.regularizers.registry import Key, register
+from transferlab.regularizers.source import StartingPoint, find_source_head
+
+log = logging.getLogger(__name__)
 
 
 class LwF(nn.Module):
@@ -28,7 +35,7 @@ class LwF(nn.Module):
         source_head: The source task's classifier, or ``None`` for feature distillation.
 
     Example:
-        >>> module.regularizer = LwF(module.backbone, weight=1.0, temperature=2.0, source_head=head)  # doctest: +SKIP
+        >>> penalty = LwF(backbone, weight=1.0, temperature=2.0, source_head=head)  # doctest: +SKIP
     """
 
     def __init__(
@@ -80,3 +87,14 @@ class LwF(nn.Module):
     def extra_repr(self) -> str:
         """Strength, temperature and mode."""
         return f"weight={self.weight}, temperature={self.temperature}, mode={self.mode!r}"
+
+
+@register("lwf", {"weight": Key(1.0), "temperature": Key(2.0, exclusive=True)})
+def build_lwf(backbone: nn.Module, start: StartingPoint, values: Mapping[str, float]) -> nn.Module:
+    """``regularizer=lwf``: distil the source head's logits, or the features where there is no source head."""
+    head, reason = find_source_head(start, int(backbone.num_features))  # type: ignore[arg-type]
+    if head is None:
+        log.info("LwF: no source head (%s); distilling backbone features instead of source-task logits", reason)
+        return LwF(backbone, values["weight"], values["temperature"], None)
+    log.info("LwF: source head = %s, %d classes", head.origin, head.weight.shape[0])
+    return LwF(backbone, values["weight"], values["temperature"], head.as_linear())

@@ -15,16 +15,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from transferlab.backbones import load_packaged_state_dict, read_weights_file
-from transferlab.backbones.packaged import PACKAGED, packaged_name_for_arch
+from transferlab.adapters.markers import is_adapter_param
+from transferlab.backbones.packaged import PACKAGED, load_packaged_state_dict, packaged_name_for_arch
+from transferlab.backbones.weight_files import read_weights_file
 
 #: ``weights`` values that mean random initialisation (as in the backbone registry).
 RANDOM_WEIGHTS = frozenset({"none", "null", "random", ""})
 #: Key prefixes of a classifier in a weights file, most specific first: transferlab exports and checkpoints
 #: (``head``), timm (``classifier``, ``head``), torchvision (``fc``), lukemelas EfficientNet (``_fc``).
 HEAD_PREFIXES = ("head", "classifier", "fc", "_fc")
-#: Substrings of adapter parameter names (peft LoRA): new parameters, not part of the source model.
-ADAPTER_MARKERS = ("lora_",)
 
 
 @dataclass(frozen=True)
@@ -56,41 +55,45 @@ def is_random_weights(weights: Any) -> bool:
     return weights is None or (isinstance(weights, str) and weights.strip().lower() in RANDOM_WEIGHTS)
 
 
-def _strategy_of(module: nn.Module) -> Mapping[str, Any]:
-    # The engine stores the resolved config (already validated by parse_strategy) in the module's hparams;
-    # reading the two strategy keys here keeps the engine's build_regularizer call unchanged.
-    hparams = getattr(module, "hparams", {}) or {}
-    config = hparams.get("config") or {}
-    return config.get("strategy") or {}
+@dataclass(frozen=True)
+class StartingPoint:
+    """Where the run's backbone weights came from (what the assembly did before any training).
+
+    Attributes:
+        name: ``backbone.name``.
+        weights: ``backbone.weights`` as configured.
+        init: ``strategy.init`` (``pretrained`` or ``random``).
+        reinitialised: Backbone parameter names re-initialised by ``strategy.shared_groups``.
+    """
+
+    name: str
+    weights: Any
+    init: str = "pretrained"
+    reinitialised: frozenset[str] = frozenset()
+
+    @property
+    def pretrained(self) -> bool:
+        """Whether the backbone holds loaded weights (not ``weights: null`` and not ``strategy.init=random``)."""
+        return not is_random_weights(self.weights) and self.init != "random"
 
 
-def starts_pretrained(module: nn.Module, backbone_cfg: Mapping[str, Any]) -> bool:
-    """Whether the backbone holds loaded weights (not ``weights: null`` and not ``strategy.init=random``)."""
-    return not is_random_weights(backbone_cfg.get("weights")) and _strategy_of(module).get("init") != "random"
-
-
-def new_backbone_params(module: nn.Module, backbone_cfg: Mapping[str, Any]) -> frozenset[str]:
+def new_backbone_params(backbone: nn.Module, start: StartingPoint) -> frozenset[str]:
     """Backbone parameters without a meaningful starting point: they were never loaded from the source.
 
     These are every parameter of a randomly initialised backbone, the groups above ``strategy.shared_groups``
-    (re-initialised by the engine) and adapter parameters.
+    (re-initialised by the assembly) and adapter parameters.
 
     Args:
-        module: The TransferModule before training (``backbone``, ``groups``, ``hparams``).
-        backbone_cfg: Plain mapping of the ``backbone`` group.
+        backbone: The backbone before training.
+        start: Where its weights came from.
 
     Returns:
-        Parameter names relative to ``module.backbone``.
+        Parameter names relative to the backbone.
     """
-    names = [n for n, _ in module.backbone.named_parameters()]
-    if not starts_pretrained(module, backbone_cfg):
+    names = [n for n, _ in backbone.named_parameters()]
+    if not start.pretrained:
         return frozenset(names)
-    new = {n for n in names if any(marker in n for marker in ADAPTER_MARKERS)}
-    shared = _strategy_of(module).get("shared_groups")
-    groups = getattr(module, "groups", None)
-    if shared is not None and groups is not None:
-        new.update(name for group in groups.groups[int(shared) :] for name in group.param_names)
-    return frozenset(new)
+    return frozenset({n for n in names if is_adapter_param(n)} | set(start.reinitialised))
 
 
 def _packaged_name(name: str) -> str | None:
@@ -114,14 +117,11 @@ def _head_in(tensors: Mapping[str, torch.Tensor], num_features: int) -> tuple[st
     return None
 
 
-def find_source_head(
-    module: nn.Module, backbone_cfg: Mapping[str, Any], num_features: int
-) -> tuple[SourceHead | None, str]:
+def find_source_head(start: StartingPoint, num_features: int) -> tuple[SourceHead | None, str]:
     """Find the classifier of the source model, if the weights carry one that fits the features.
 
     Args:
-        module: The TransferModule before training (to see ``strategy.init`` and ``shared_groups``).
-        backbone_cfg: Plain mapping of the ``backbone`` group (``name``, ``weights``).
+        start: Where the backbone's weights came from.
         num_features: Width of the backbone's pooled features (the head's input).
 
     Returns:
@@ -131,10 +131,10 @@ def find_source_head(
         WeightsError: If the weights file or package cannot be read (the backbone was just built from it,
             so this means it changed in between).
     """
-    name, weights = str(backbone_cfg.get("name")), backbone_cfg.get("weights")
-    if not starts_pretrained(module, backbone_cfg):
+    name, weights = start.name, start.weights
+    if not start.pretrained:
         return None, "the backbone starts from random weights"
-    if _strategy_of(module).get("shared_groups") is not None:
+    if start.reinitialised:
         return None, "strategy.shared_groups re-initialised part of the backbone, so the source head no longer fits"
     if weights == "hub":
         return None, "hub weights are built without their classifier"

@@ -19,13 +19,22 @@ from typing import Any
 
 import yaml
 
-METRICS_FILE = "metrics.json"
-FAILURE_FILE = "failure.json"
-MULTIRUN_FILE = "multirun.yaml"
-OPTUNA_FILE = "optimization_results.yaml"
+from transferlab.rundir.layout import (
+    CONFIG_FILE,
+    FAILURE_FILE,
+    HYDRA_CONFIG_FILE,
+    HYDRA_DIR,
+    HYDRA_RUNTIME_FILE,
+    METRICS_FILE,
+    MULTIRUN_FILE,
+    NON_JOB_DIRS,
+    OPTUNA_FILE,
+    OVERRIDES_FILE,
+)
+
 DEFAULT = "<default>"
 DELETED = "<deleted>"
-_SKIP_DIRS = {"tensorboard", "checkpoints", "wandb", "lightning_logs", "__pycache__"}
+_SKIP_DIRS = NON_JOB_DIRS
 _LOG_ERROR = re.compile(r"\]\[(?:ERROR|CRITICAL)\] - (.*)")
 
 try:  # the C loader reads Hydra's big hydra.yaml files several times faster
@@ -52,7 +61,7 @@ class Job:
         """The job's resolved ``config.yaml`` (or ``.hydra/config.yaml``), read on first use; ``{}`` if none."""
         if self._config is None:
             self._config = {}
-            for path in (self.dir / "config.yaml", self.dir / ".hydra" / "config.yaml"):
+            for path in (self.dir / CONFIG_FILE, self.dir / HYDRA_DIR / HYDRA_CONFIG_FILE):
                 data = _read_yaml(path)
                 if isinstance(data, dict):
                     self._config = data
@@ -157,7 +166,7 @@ def read_job(job_dir: Path) -> Job:
     """Read one job dir: status, overrides, metrics or error, job number and sweep dir."""
     metrics = _read_json(job_dir / METRICS_FILE)
     failure = _read_json(job_dir / FAILURE_FILE)
-    overrides = _read_yaml(job_dir / ".hydra" / "overrides.yaml")
+    overrides = _read_yaml(job_dir / HYDRA_DIR / OVERRIDES_FILE)
     if not isinstance(overrides, list) and isinstance(failure, dict):
         overrides = failure.get("overrides")
     overrides = [str(o) for o in overrides] if isinstance(overrides, list) else []
@@ -176,7 +185,7 @@ def read_job(job_dir: Path) -> Job:
 
 def _locate_in_sweep(job: Job) -> None:
     """Set ``job.num`` and ``job.sweep_dir`` from ``.hydra/hydra.yaml``, else from the dir layout."""
-    hydra = (_read_yaml(job.dir / ".hydra" / "hydra.yaml") or {}).get("hydra") or {}
+    hydra = (_read_yaml(job.dir / HYDRA_DIR / HYDRA_RUNTIME_FILE) or {}).get("hydra") or {}
     num = (hydra.get("job") or {}).get("num")
     job.num = num if isinstance(num, int) else (int(job.dir.name) if job.dir.name.isdigit() else None)
     if hydra.get("mode") == "MULTIRUN":
@@ -212,7 +221,7 @@ def find_job_dirs(root: Path) -> tuple[list[Path], list[Path]]:
         here = Path(dirpath)
         if MULTIRUN_FILE in filenames:
             sweeps.append(here)
-        if METRICS_FILE in filenames or FAILURE_FILE in filenames or ".hydra" in dirnames:
+        if METRICS_FILE in filenames or FAILURE_FILE in filenames or HYDRA_DIR in dirnames:
             jobs.append(here)
             dirnames[:] = []  # a job's own subdirs (tensorboard, checkpoints) hold no jobs
             continue
@@ -230,7 +239,7 @@ def _sweep_config(sweep_dir: Path, jobs: list[Job]) -> dict[str, Any]:
     if isinstance(data, dict) and isinstance(data.get("hydra"), dict):
         return {**data["hydra"], "_from_multirun": True}
     for job in jobs:
-        data = _read_yaml(job.dir / ".hydra" / "hydra.yaml")
+        data = _read_yaml(job.dir / HYDRA_DIR / HYDRA_RUNTIME_FILE)
         if isinstance(data, dict) and isinstance(data.get("hydra"), dict):
             return data["hydra"]
     return {}

@@ -1,0 +1,280 @@
+"""The engine: one run, top to bottom — parse, assemble, fit each plan step, carry weights, test, write outputs.
+
+Everything the run records lives in one :class:`~transferlab.run.state.RunState`, held by the
+:class:`~transferlab.run.recorder.RunRecorder` callback and saved with every checkpoint; the module trains,
+the engine loops over the plan's steps and writes the record out at the end (``run/outputs.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+from hydra.core.hydra_config import HydraConfig
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from omegaconf import DictConfig
+
+from transferlab.data.base import TransferDataModule
+from transferlab.errors import ResumeError, RunInterrupted
+from transferlab.run.assembly import RunParts, assemble
+from transferlab.run.callbacks import last_checkpoint_callback, step_callbacks
+from transferlab.run.checkpoints import ResumePoint, find_resume_point
+from transferlab.run.distributed import (
+    check_ranks_in_sync,
+    is_rank_zero,
+    is_script_launched_ddp,
+    use_job_command_for_ranks,
+)
+from transferlab.run.feature_cache import FeatureCache, cache_blocker, cached_loaders
+from transferlab.run.loggers import RunTensorBoardLogger
+from transferlab.run.outputs import stage_row, write_outputs
+from transferlab.run.recorder import RunRecorder
+from transferlab.run.spec import RunConfig, parse_config
+from transferlab.run.speed import apply_speed_settings, skip_failing_nvml_probe
+from transferlab.run.state import RunState
+from transferlab.run.stop import StopRequest, signal_name
+from transferlab.run.trainer import build_trainer
+from transferlab.rundir.finished import finished_metrics
+from transferlab.rundir.layout import CHECKPOINTS_DIR, LAST_CHECKPOINT
+from transferlab.rundir.metrics import format_summary
+from transferlab.strategies.plan import Plan, StepPlan
+from transferlab.strategies.render import format_plan
+
+log = logging.getLogger(__name__)
+
+
+def quiet_known_warnings() -> None:
+    """Silence the warnings and banners that would repeat for every plan step and say nothing to act on."""
+    # Lightning's banners (GPU available, tips, "fit stopped") would repeat for every plan step; the stage
+    # progress bar and the end-of-run table say what matters. Its warnings still show.
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    # Frozen parts run in eval mode on purpose (their BatchNorm statistics must not move).
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode", category=UserWarning)
+    # Few-shot data sets have fewer batches per epoch than the logging interval; epoch metrics still log.
+    warnings.filterwarnings("ignore", message=r".*smaller than the logging interval.*", category=UserWarning)
+    # In-memory data sets need no worker processes.
+    warnings.filterwarnings("ignore", message=r".*does not have many workers.*", category=UserWarning)
+    # Under DDP: epoch-level values are torchmetrics results (already reduced over ranks) or the same on every
+    # rank (learning rates, trainable counts), so Lightning's advice to all-reduce them again does not apply.
+    warnings.filterwarnings("ignore", message=r".*when logging on epoch level in distributed setting.*")
+    # TransferModule.on_after_batch_transfer (channels-last batches) is meant to apply to every data module.
+    warnings.filterwarnings("ignore", message=r".*overridden `on_after_batch_transfer` in `LightningModule`.*")
+    # Lightning's own use of a torch API deprecated in newer torch releases.
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+
+
+def run(cfg: DictConfig | RunConfig, run_dir: Path, resume: bool | str | None = None) -> dict[str, Any]:
+    """Run every stage of the configured strategy and write the run's outputs into ``run_dir``.
+
+    Args:
+        cfg: The composed Hydra config, or one already parsed.
+        run_dir: Output directory of this run (Hydra's ``runtime.output_dir``).
+        resume: ``False``: a fresh run (a dir that holds a finished run is refused); ``True``: continue from
+            the newest checkpoint in ``run_dir`` (a finished run is returned as it is); ``"auto"`` (sweep jobs
+            run again): finished → returned, checkpoints → continued, else fresh. ``None`` reads ``resume``.
+
+    Returns:
+        The content written to ``metrics.json``.
+
+    Raises:
+        RunInterrupted: After SIGINT/SIGTERM (the epoch's checkpoint is written first; see ``run/stop.py``).
+    """
+    start = time.perf_counter()
+    quiet_known_warnings()
+    skip_failing_nvml_probe()
+    config = cfg if isinstance(cfg, RunConfig) else parse_config(cfg)  # every value checked before anything loads
+    resume = config.options.resume if resume is None else resume
+    finished = finished_metrics(run_dir, config.resolved, resume)
+    if finished is not None:
+        return finished
+    run_dir.mkdir(parents=True, exist_ok=True)
+    kwargs = config.trainer.kwargs
+    if is_script_launched_ddp(kwargs) and HydraConfig.initialized():
+        use_job_command_for_ranks()  # ranks > 0 run this job in this run dir (run/distributed.py)
+    pl.seed_everything(config.options.seed, workers=True, verbose=False)
+    parts = assemble(config)
+    device = _compute_device(kwargs)
+    apply_speed_settings(parts.module, config.trainer.speed, on_gpu=device.type == "cuda")
+    placed = parts.data.place_on(device) if isinstance(parts.data, TransferDataModule) else None
+    if placed:
+        log.info("%s", placed)
+    log.info("data: %s", parts.data.describe() if hasattr(parts.data, "describe") else type(parts.data).__name__)
+    log.info("plan:\n%s", format_plan(parts.plan, parts.module.hparams["backbone_name"]))
+    logger = RunTensorBoardLogger(str(run_dir)) if config.options.tensorboard else None
+    task = parts.module.task
+    recorder = RunRecorder(RunState(), task.monitor, task.monitor_mode)
+    point = _resume_point(run_dir, parts.plan, resume)
+    if point is not None:
+        recorder.load_state_dict(point.state)
+        if logger is not None:
+            logger.step_offset = recorder.state.step_offset
+        log.info("resume: continuing at step %s from %s", parts.plan.steps[point.step_index].label, point.checkpoint)
+    with StopRequest() as stop:
+        last_test = _run_stages(parts, run_dir, recorder, logger, point, device, stop)
+    return write_outputs(parts, run_dir, recorder.state, last_test, logger, time.perf_counter() - start)
+
+
+def _run_stages(
+    parts: RunParts,
+    run_dir: Path,
+    recorder: RunRecorder,
+    logger: RunTensorBoardLogger | None,
+    point: ResumePoint | None,
+    device: torch.device,
+    stop: StopRequest,
+) -> dict[str, Any]:
+    """Fit every step of every stage (skipping what a resume point already holds); the last test's metrics."""
+    config, module, plan, state = parts.config, parts.module, parts.plan, recorder.state
+    cache = FeatureCache(config.options.feature_cache.dir)
+    trainer: pl.Trainer | None = None
+    loaders: dict[str, Any] | None = None
+    last_test: dict[str, Any] = {}
+    stages = plan.strategy.stages
+    for stage_index, stage in enumerate(stages):
+        steps = [(i, s) for i, s in enumerate(plan.steps) if s.stage_index == stage_index]
+        if point is not None and steps[-1][0] < point.step_index:
+            continue  # finished before the kill: its row came back with the checkpoint
+        stage_start = time.perf_counter()
+        state.begin_stage(recorder.mode)  # a resumed fit restores the stage's best so far
+        for index, step in steps:
+            if point is not None and index < point.step_index:
+                continue  # its weights and history come back with the resume checkpoint
+            _stop_if_requested(stop, run_dir, f"before step {step.label}")
+            ckpt_path = point.checkpoint if point is not None and index == point.step_index else None
+            loaders = _feature_loaders(parts, cache, step, device)
+            module.set_step(step, inputs="images" if loaders is None else "features")
+            module.train()  # a test at the end of the previous stage left it in eval mode
+            callbacks = step_callbacks(
+                config.options.callbacks, step, run_dir, recorder, stop, len(stages),
+                bool(config.trainer.kwargs.get("enable_progress_bar", True)),
+            )  # fmt: skip
+            trainer = build_trainer(config.trainer.kwargs, step.epochs, logger, callbacks, str(run_dir))
+            state.step_offset = logger.step_offset if logger is not None else 0
+            _fit(trainer, parts, loaders, ckpt_path, stop)
+            digests = check_ranks_in_sync(module, step.label)
+            if digests is not None:
+                state.ddp_sync[step.label] = digests
+            if logger is not None:
+                logger.step_offset += trainer.global_step
+            if stop.requested:
+                raise _interrupted(stop, run_dir, step, trainer, callbacks)
+        if stage.carry == "best" and state.best_state is not None:
+            module.load_state_dict(state.best_state)
+        last_test = {}
+        if config.options.test_each_stage and trainer is not None:
+            _stop_if_requested(stop, run_dir, f"before the test of stage {stage.name}")
+            last_test = _test(trainer, parts, loaders)
+        state.stages[stage.name] = stage_row(state, stage, time.perf_counter() - stage_start, recorder, last_test)
+    if trainer is None:  # a strategy has at least one stage with at least one epoch; a resume always fits once
+        raise RuntimeError("no plan step ran")
+    return last_test or _test(trainer, parts, loaders)
+
+
+def _fit(
+    trainer: pl.Trainer, parts: RunParts, loaders: dict[str, Any] | None, ckpt_path: Path | None, stop: StopRequest
+) -> None:
+    try:
+        if loaders is not None:
+            trainer.fit(
+                parts.module, train_dataloaders=loaders["train"], val_dataloaders=loaders["val"],
+                ckpt_path=ckpt_path, weights_only=True,
+            )  # fmt: skip
+        else:
+            trainer.fit(parts.module, datamodule=parts.data, ckpt_path=ckpt_path, weights_only=True)
+    except SIGTERMException:  # Lightning's own SIGTERM handling (where the run's handler was not in place)
+        stop.signum = stop.signum or signal.SIGTERM
+
+
+def _test(trainer: pl.Trainer, parts: RunParts, loaders: dict[str, Any] | None) -> dict[str, Any]:
+    """Test the module: on cached test features if the step trained on them, else on the data module."""
+    module = parts.module
+    module.epoch_metrics.pop("test", None)
+    if module.inputs == "features" and loaders is not None:
+        trainer.test(module, dataloaders=loaders["test"], verbose=False)
+    else:
+        module.inputs = "images"
+        trainer.test(module, datamodule=parts.data, verbose=False)
+    module.inputs = "images"
+    return dict(module.epoch_metrics.get("test", {}))
+
+
+def _feature_loaders(
+    parts: RunParts, cache: FeatureCache, step: StepPlan, device: torch.device
+) -> dict[str, Any] | None:
+    """Loaders over cached features when the step's backbone is entirely frozen, else ``None`` (live images)."""
+    module, data, options = parts.module, parts.data, parts.config.options
+    module.set_step(step)  # what trains in this step decides whether its features can be cached
+    module.train()
+    blocker = cache_blocker(module, data, options.feature_cache.enabled)
+    if blocker is not None:
+        if not any(p.requires_grad for p in module.backbone.parameters()):  # frozen, yet not cacheable: say why
+            log.info("feature cache: step %s computes features live: %s", step.label, blocker)
+        return None
+    precision = str(parts.config.trainer.kwargs["precision"])
+    cached = cache.get(module.backbone, data, parts.config.data, device, precision, is_rank_zero())
+    where = cache.path(cached.key) if cached.source != "memory" else "memory"
+    log.info(
+        "feature cache: step %s trains the head on cached features (%s in %.2f s, %s)",
+        step.label, cached.source, cached.seconds, where,
+    )  # fmt: skip
+    return cached_loaders(cached, data, device)
+
+
+def _resume_point(run_dir: Path, plan: Plan, resume: bool | str) -> ResumePoint | None:
+    """Where to continue (``None``: from the start). ``auto`` continues only where checkpoints exist."""
+    if resume is True:
+        return find_resume_point(run_dir, plan)
+    if resume == "auto":
+        try:
+            return find_resume_point(run_dir, plan)
+        except ResumeError:
+            return None
+    return None
+
+
+def _compute_device(kwargs: dict[str, Any]) -> torch.device:
+    """Where features are computed for the cache: this rank's GPU when training runs on GPUs, else the CPU."""
+    if str(kwargs.get("accelerator", "auto")) in ("auto", "gpu", "cuda") and torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0") or 0))
+    return torch.device("cpu")
+
+
+def _newest_checkpoint(run_dir: Path) -> str:
+    found = sorted((run_dir / CHECKPOINTS_DIR).glob(f"*/{LAST_CHECKPOINT}"), key=lambda p: p.stat().st_mtime)
+    return f"the newest checkpoint is {found[-1]}" if found else "no checkpoint was written yet"
+
+
+def _stop_if_requested(stop: StopRequest, run_dir: Path, where: str) -> None:
+    if stop.signum is not None:
+        raise RunInterrupted(
+            stop.signum, f"stopped by {signal_name(stop.signum)} {where}; {_newest_checkpoint(run_dir)}"
+        )
+
+
+def _interrupted(
+    stop: StopRequest, run_dir: Path, step: StepPlan, trainer: pl.Trainer, callbacks: list[pl.Callback]
+) -> RunInterrupted:
+    signum = stop.signum or signal.SIGINT
+    epoch = step.first_epoch + trainer.current_epoch
+    last = last_checkpoint_callback(callbacks)
+    if last is not None and last.written_epoch is not None:
+        saved = f"its checkpoint is written ({last.path})"
+    elif last is None:
+        saved = "no checkpoint is kept (callbacks.checkpoint.save_last=false), so it cannot be resumed"
+    else:
+        saved = _newest_checkpoint(run_dir)
+    return RunInterrupted(
+        signum, f"stopped by {signal_name(signum)} after epoch {epoch} of stage {step.stage.name}; {saved}"
+    )
+
+
+def summary(metrics: dict[str, Any]) -> str:
+    """The short end-of-run table (see :func:`~transferlab.rundir.metrics.format_summary`)."""
+    return format_summary(metrics)

@@ -1,0 +1,60 @@
+"""Every file and folder name of a run dir and a sweep dir, defined once.
+
+A run dir (``outputs/<task>/runs/<time>`` or a sweep job's ``<sweep dir>/<n>``) holds::
+
+    .hydra/{config,hydra,overrides}.yaml   the composed config and the job's overrides (written once)
+    .transferlab.lock                      held (flock) by the process that runs the job
+    config.yaml                            the resolved config (at the end)
+    metrics.json                           the results; its presence means "finished"
+    failure.json                           error, message and traceback of a job that raised
+    model.safetensors                      backbone + head, plain-data metadata
+    checkpoints/<step>/last.ckpt           what 'transferlab resume' continues from
+    checkpoints/<step>/best-epochNN.ckpt   the step's best epoch by the monitored metric
+    tensorboard/                           event files
+    train.log                              the job log (Hydra's, appended to)
+
+A sweep dir holds ``multirun.yaml`` (Hydra's basic sweeper) or ``optimization_results.yaml`` (Optuna) and one
+run dir per job. This module imports nothing, so every layer may use it (backbones read run dirs as weights).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+METRICS_FILE = "metrics.json"
+FAILURE_FILE = "failure.json"
+MODEL_FILE = "model.safetensors"
+CONFIG_FILE = "config.yaml"
+CHECKPOINTS_DIR = "checkpoints"
+LAST_CHECKPOINT = "last.ckpt"
+BEST_CHECKPOINT_PATTERN = "best-epoch{epoch:02d}"
+TENSORBOARD_DIR = "tensorboard"
+HYDRA_DIR = ".hydra"
+HYDRA_CONFIG_FILE = "config.yaml"
+HYDRA_RUNTIME_FILE = "hydra.yaml"
+OVERRIDES_FILE = "overrides.yaml"
+LOCK_FILE = ".transferlab.lock"
+MULTIRUN_FILE = "multirun.yaml"
+OPTUNA_FILE = "optimization_results.yaml"
+#: Sub-dirs of a run dir that never hold jobs (report's dir walk skips them).
+NON_JOB_DIRS = frozenset({TENSORBOARD_DIR, CHECKPOINTS_DIR, "wandb", "lightning_logs", "__pycache__"})
+
+
+def step_checkpoint_dir(run_dir: Path, step_label: str) -> Path:
+    """``<run dir>/checkpoints/<step>``: where a plan step's checkpoints go."""
+    return Path(run_dir) / CHECKPOINTS_DIR / step_label
+
+
+def last_checkpoint(run_dir: Path, step_label: str) -> Path:
+    """``<run dir>/checkpoints/<step>/last.ckpt``."""
+    return step_checkpoint_dir(run_dir, step_label) / LAST_CHECKPOINT
+
+
+def overrides_file(run_dir: Path) -> Path:
+    """``<run dir>/.hydra/overrides.yaml``: the job's command-line overrides (what ``report`` groups by)."""
+    return Path(run_dir) / HYDRA_DIR / OVERRIDES_FILE
+
+
+def is_finished(run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a finished run (its ``metrics.json``)."""
+    return (Path(run_dir) / METRICS_FILE).is_file()

@@ -1,1 +1,0 @@
-"""Training: the TransferModule, freezing rules, optimizers, loggers, export and the run engine."""
