@@ -10,8 +10,8 @@ process) to a timestamp it writes itself; the variants alternate in one run (A, 
   first ``on_train_batch_start`` and ends the process there (the rest of the run is not start-up).
 * ``transferlab train (probed)``: the same command run through ``python -m benchmarks.startup --child``,
   which stamps phase boundaries on the way without changing what runs or in which order: the start of the
-  Hydra task function (config composed), the end of the engine's import, and the returns of the engine's
-  ``create_backbone``, ``build_module`` and ``build_trainer``. Its total should match the plain command's.
+  Hydra task function (config composed and checked by the CLI's preflight), the end of the engine's import, and
+  the returns of the engine's ``assemble`` and ``build_trainer``. Its total should match the plain command's.
 
 The overrides keep the default backbone (efficientnet_lite0, packaged weights), data (digits), logger
 (TensorBoard), callbacks and progress bar; ``strategy=finetune`` so the first batch is not preceded by the
@@ -44,10 +44,9 @@ ENGINE = "transferlab.run.engine"
 # Phase boundaries stamped by the probe, in order, with the label of the phase that ends there.
 PHASES = (
     ("child_start", "python start (interpreter, site, spawn)"),
-    ("task_start", "CLI + Hydra: parse, compose config, run dir, logging"),
-    ("engine_imported", "imports: torch, lightning, transferlab engine"),
-    ("backbone_built", "model build: create_backbone (weights load)"),
-    ("module_built", "data setup + module + plan (build_module)"),
+    ("task_start", "CLI preflight (imports torch + lightning, compose, parse, claim dir) + Hydra set-up"),
+    ("engine_imported", "imports: the rest of the transferlab engine"),
+    ("module_built", "assemble: backbone (weights load) + data setup + module + plan"),
     ("trainer_built", "logger, callbacks, Trainer() (build_trainer)"),
     ("first_batch", "Trainer.fit set-up -> first training batch"),
 )
@@ -101,8 +100,7 @@ class _EngineHook(importlib.abc.MetaPathFinder):
             exec_module(module)
             stamp("engine_imported")
             for attr, name in (
-                ("create_backbone", "backbone_built"),
-                ("build_module", "module_built"),
+                ("assemble", "module_built"),
                 ("build_trainer", "trainer_built"),
             ):
                 if not _wrap(module, attr, lambda name=name: stamp(name)):
@@ -131,7 +129,7 @@ def child(stamp_file: str, argv: list[str]) -> None:
 
             cli_train.train_task = train_task  # type: ignore[attr-defined]
         else:
-            print("startup probe: transferlab.cli.commands.train.train_task not found; no task_start stamp", file=sys.stderr)
+            print("startup probe: cli.commands.train.train_task not found; no task_start stamp", file=sys.stderr)
     sys.argv = ["transferlab", *argv]
     cli_main.main(argv)
 

@@ -56,7 +56,9 @@ from benchmarks.common import (
 )
 from transferlab.backbones import create_backbone
 from transferlab.cli.common import compose_config
-from transferlab.run.engine import build_module, run
+from transferlab.run.assembly import assemble
+from transferlab.run.engine import run
+from transferlab.run.spec import parse_config
 from transferlab.run.trainer import trainer_kwargs
 
 TIMER = "+callbacks.extra.timer._target_=benchmarks.common.EpochTimer"
@@ -117,7 +119,7 @@ class HandLoop:
     """The hand-written baseline: same backbone, data, batch size, precision and optimizer; nothing else.
 
     Same backbone (``create_backbone``), a new ``nn.Linear`` head, the framework's own train ``DataLoader``
-    (from ``build_module(cfg)``), AdamW with the stage's learning rates and weight decay (none on biases and
+    (from the run's own ``assemble``), AdamW with the stage's learning rates and weight decay (none on biases and
     norm weights, like the framework), cross-entropy, zero_grad/backward/step. For ``head_only`` the frozen
     backbone runs in eval mode under ``torch.no_grad``. No logging, metrics, scheduler or hooks.
 
@@ -130,7 +132,7 @@ class HandLoop:
     def __init__(self, cfg: DictConfig, stage: str, head_only: bool) -> None:
         torch.manual_seed(int(cfg.seed))
         with quiet():
-            _, data, _ = build_module(cfg)  # the framework's data module, set up for fitting
+            data = assemble(parse_config(cfg)).data  # the framework's data module, set up for fitting
         self.loader = data.train_dataloader()
         raw = OmegaConf.to_container(cfg.trainer, resolve=True)
         self.precision = str(trainer_kwargs(raw)["precision"])  # type: ignore[arg-type]

@@ -54,3 +54,29 @@ class KillAt(pl.Callback):
             _die()
 
         LocalFileOpener.write = half_then_die  # type: ignore[method-assign]
+
+
+SLOW_ENV = "TRANSFERLAB_TEST_SLOW"
+MARKS_ENV = "TRANSFERLAB_TEST_MARKS"
+
+
+class Slow(pl.Callback):
+    """Pace a run so that a test can signal or kill it from outside inside a chosen step and epoch.
+
+    After every training batch it touches ``$TRANSFERLAB_TEST_MARKS/<step>.<epoch>.<batch>`` (when set) and
+    sleeps ``$TRANSFERLAB_TEST_SLOW`` seconds (when set); tiny runs are otherwise over before a signal lands.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = float(os.environ.get(SLOW_ENV, "0") or 0)
+        self.marks = os.environ.get(MARKS_ENV)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: Any, outputs: Any, batch: Any, idx: int) -> None:
+        if self.marks:
+            from pathlib import Path
+
+            Path(self.marks, f"{pl_module.step_plan.label}.{trainer.current_epoch}.{idx}").touch()
+        if self.seconds:
+            import time
+
+            time.sleep(self.seconds)

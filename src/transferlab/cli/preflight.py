@@ -9,8 +9,8 @@ sweep (``-m``):
 2. for a single run, parses it with the run's own parsers (every bad value ends here, before anything is
    written; a sweep's jobs are checked one by one, since their swept values differ);
 3. checks an explicit ``hydra.run.dir`` / ``hydra.sweep.dir`` (a finished run is never started again in its
-   dir; the dir must be creatable and writable), or claims a fresh default dir atomically and passes it to
-   Hydra explicitly.
+   dir, nor a run in a dir another live run holds; the dir must be creatable and writable), or claims a fresh
+   default dir atomically and passes it to Hydra explicitly.
 
 Any other flag (``--cfg``, ``--help``, ``-cn`` …) is left to Hydra.
 """
@@ -27,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from transferlab.config.compose import compose, override_key, override_value, quote_override_value, unparsable
 from transferlab.errors import ConfigError
-from transferlab.rundir.claim import claim_new_dir, ensure_writable_dir
+from transferlab.rundir.claim import RunDirLock, claim_new_dir, ensure_writable_dir
 from transferlab.rundir.finished import refuse_finished
 from transferlab.rundir.layout import is_finished
 
@@ -45,6 +45,13 @@ def _resolved_dir(cfg: DictConfig, key: str) -> Path:
         return Path(str(OmegaConf.select(cfg, key, throw_on_missing=True))).expanduser()
     except OmegaConfBaseException as err:
         raise ConfigError(f"{key}: cannot be resolved ({' '.join(str(err).split()[:20])}).") from None
+
+
+def _is_rank_zero() -> bool:
+    """Whether this process is rank 0 (DDP ranks > 0 run in rank 0's dir, which rank 0 holds)."""
+    from transferlab.run.distributed import is_rank_zero
+
+    return is_rank_zero()
 
 
 def _is_resume(overrides: Sequence[str]) -> bool:
@@ -99,6 +106,9 @@ def _dir_override(cfg: DictConfig, overrides: Sequence[str], key: str) -> list[s
         if key == RUN_DIR and is_finished(path) and not _is_resume(overrides):
             raise refuse_finished(path)
         ensure_writable_dir(path, key)
+        if key == RUN_DIR and _is_rank_zero():
+            with RunDirLock(path, key):  # another live run holds it: refuse before Hydra appends to its log
+                pass
         return []
     claimed = claim_new_dir(_resolved_dir(cfg, key), key)
     return [f"{key}={quote_override_value(str(claimed))}"]

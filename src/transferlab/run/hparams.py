@@ -8,10 +8,10 @@ from typing import Any
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
+from transferlab.rundir.hydra_files import BOOKKEEPING_KEYS
+
 #: Groups whose plain values become columns.
 GROUPS = ("backbone", "data", "strategy", "regularizer", "trainer")
-#: Override keys that say how a job is run, not what it computes (never columns, never in a job's identity).
-BOOKKEEPING_KEYS = frozenset({"resume"})
 
 
 def flatten(d: Any, prefix: str) -> dict[str, Any]:

@@ -11,16 +11,14 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from transferlab.errors import ConfigError
+from transferlab.rundir.hydra_files import BOOKKEEPING_KEYS
 from transferlab.rundir.layout import CONFIG_FILE, METRICS_FILE
 
 log = logging.getLogger(__name__)
 
-#: Top-level keys that say how to run a job, not what it computes: a resumed run equals its first start.
-BOOKKEEPING_KEYS = frozenset({"resume"})
-
 
 def comparable(config: Any) -> Any:
-    """A resolved config without the bookkeeping keys."""
+    """A resolved config without the bookkeeping keys (a resumed run equals its first start)."""
     return {k: v for k, v in config.items() if k not in BOOKKEEPING_KEYS} if isinstance(config, Mapping) else config
 
 

@@ -16,13 +16,14 @@ from omegaconf import OmegaConf
 
 from transferlab.rundir.layout import HYDRA_CONFIG_FILE, HYDRA_DIR, HYDRA_RUNTIME_FILE, OVERRIDES_FILE
 
-#: Override keys that say how to run a job, not what it computes.
-BOOKKEEPING_OVERRIDES = frozenset({"resume"})
+#: Top-level keys that say how to run a job, not what it computes: not part of a job's identity (its recorded
+#: overrides, the config a finished run is compared with, the HParams columns).
+BOOKKEEPING_KEYS = frozenset({"resume"})
 
 
 def identity_overrides(overrides: Iterable[str]) -> list[str]:
     """The overrides that identify a job: bookkeeping ones (``resume=true``) dropped."""
-    return [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in BOOKKEEPING_OVERRIDES]
+    return [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in BOOKKEEPING_KEYS]
 
 
 def write_hydra_files(run_dir: Path, task_cfg: Any, hydra_cfg: Any, overrides: Iterable[str]) -> bool:
