@@ -16,9 +16,8 @@ from safetensors.torch import load_file
 from tests.clitools import FAST, REPO
 from tests.run.killer import SLOW_ENV
 
-# A 3-stage run (probe → top two groups → all), 2 epochs per stage, on tiny synthetic data; every batch sleeps
-# (tests.run.killer.Slow, active only with $TRANSFERLAB_TEST_SLOW) so that a signal lands inside a chosen stage.
-JOB = [
+# A 3-stage run (probe → top two groups → all), 2 epochs per stage, on tiny synthetic data.
+THREE_STAGES = [
     *FAST,
     "backbone=small_cnn",
     "backbone.weights=null",
@@ -27,8 +26,10 @@ JOB = [
     "strategy.stages.top.epochs=2",
     "strategy.stages.all.epochs=2",
     "seed=5",
-    "+callbacks.extra.slow._target_=tests.run.killer.Slow",
 ]
+# The same, paced: every batch sleeps (tests.run.killer.Slow, active only with $TRANSFERLAB_TEST_SLOW) so that a
+# signal lands inside a chosen stage.
+JOB = [*THREE_STAGES, "+callbacks.extra.slow._target_=tests.run.killer.Slow"]
 EVERY_EPOCH = ["callbacks.checkpoint.last_min_interval_s=0"]
 
 

@@ -13,18 +13,11 @@ from safetensors.torch import load_file
 
 from tests.clitools import FAST, REPO, run_cli
 from tests.run.killer import ENV
+from tests.run.outside import THREE_STAGES
 from transferlab.run.checkpoints import LastCheckpoint
 
-# A 3-stage run (probe → top two groups → all), 2 epochs per stage, on tiny synthetic data.
 JOB = [
-    *FAST,
-    "backbone=small_cnn",
-    "backbone.weights=null",
-    "data=synthetic",
-    "strategy=lp_top_ft",
-    "strategy.stages.top.epochs=2",
-    "strategy.stages.all.epochs=2",
-    "seed=5",
+    *THREE_STAGES,
     "callbacks.checkpoint.last_min_interval_s=0",  # last.ckpt every epoch: a kill point in any epoch resumes there
     "+callbacks.extra.kill._target_=tests.run.killer.KillAt",
 ]

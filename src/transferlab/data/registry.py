@@ -7,9 +7,9 @@ package the first time it is read, so nothing else lists the sources.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any, TypeVar
+
+from transferlab.config.discovery import import_submodules
 
 T = TypeVar("T")
 
@@ -36,8 +36,6 @@ def data_modules() -> dict[str, Any]:
     """``data.name`` → data module class, for every source (imports the package's modules on first use)."""
     global _DISCOVERED
     if not _DISCOVERED:
-        package = importlib.import_module(__package__ or "transferlab.data")
-        for info in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"{package.__name__}.{info.name}")
+        import_submodules(__package__ or "transferlab.data")
         _DISCOVERED = True
     return dict(_REGISTRY)

@@ -7,13 +7,13 @@ the registry is read. There is no list to edit elsewhere.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
+
+from transferlab.config.discovery import import_submodules
 
 #: Builds the penalty module from the backbone, its starting point and the checked values.
 Builder = Callable[[nn.Module, Any, Mapping[str, float]], nn.Module]
@@ -61,8 +61,6 @@ def registered() -> dict[str, RegularizerEntry]:
     """Every regularizer, ``none`` first (imports the package's modules on first use)."""
     global _DISCOVERED
     if not _DISCOVERED:
-        package = importlib.import_module(__package__ or "transferlab.regularizers")
-        for info in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"{package.__name__}.{info.name}")
+        import_submodules(__package__ or "transferlab.regularizers")
         _DISCOVERED = True
     return dict(_REGISTRY)
