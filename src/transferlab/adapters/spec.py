@@ -59,9 +59,9 @@ def _patterns(value: Any) -> tuple[str, ...]:
         value = [value]
     if not isinstance(value, Sequence) or not value or not all(isinstance(v, str) and v for v in value):
         raise ConfigError(
-            f"{WHERE}.target_modules={value!r}: expected a non-empty list of module-name patterns, e.g. "
-            f"{WHERE}.target_modules='[*conv_pw,*conv_head]'. Run `python -c \"from transferlab.backbones import "
-            f"create_backbone; print(create_backbone('<name>'))\"` to see the module names."
+            f"{WHERE}.target_modules={value!r}: expected a non-empty list of module-name patterns. "
+            f"Fix: {WHERE}.target_modules='[*conv_pw,*conv_head]' (run `python -c \"from transferlab.backbones "
+            f"import create_backbone; print(create_backbone('<name>'))\"` to see the module names)."
         )
     return tuple(value)
 
@@ -102,8 +102,8 @@ def parse_adapter(raw: Mapping[str, Any]) -> LoraSpec:
         raise ConfigError(f"{WHERE}.dropout={dropout!r}: must be in [0, 1). Fix: {WHERE}.dropout=0.0.")
     if raw.get("target_modules") is None:
         raise ConfigError(
-            f"{WHERE}.target_modules is missing: name the layers LoRA adapts, e.g. "
-            f"{WHERE}.target_modules='[*conv_pw,*conv_pwl,*conv_head]' (see conf/strategy/lora.yaml)."
+            f"{WHERE}.target_modules is missing: name the layers LoRA adapts (see conf/strategy/lora.yaml). "
+            f"Fix: {WHERE}.target_modules='[*conv_pw,*conv_pwl,*conv_head]'."
         )
     bias = raw.get("bias", "none")
     if bias != "none":

@@ -68,8 +68,8 @@ def _unknown(name: str) -> UnknownBackboneError:
     close = exact + [c for c in close if c not in exact]
     hint = f" Did you mean: {', '.join(close)}?" if close else ""
     return UnknownBackboneError(
-        f"unknown backbone {name!r}.{hint} List the names with 'transferlab ls backbone' "
-        f"(timm models: 'transferlab ls backbone \"timm:*\"')."
+        f"unknown backbone {name!r}.{hint} Fix: a registered name, e.g. backbone=small_cnn; "
+        f"'transferlab ls backbone' lists them (timm models: 'transferlab ls backbone \"timm:*\"')."
     )
 
 

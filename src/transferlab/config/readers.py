@@ -27,7 +27,7 @@ def unknown_key_error(key: str, valid: Iterable[str], where: str = "") -> Config
     valid = list(valid)
     close = difflib.get_close_matches(str(key), valid, n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
-    return ConfigError(f"{where}.{key}: unknown key; {hint}valid keys: {', '.join(valid)}.")
+    return ConfigError(f"{_full(where, key)}: unknown key; {hint}valid keys: {', '.join(valid)}.")
 
 
 def check_keys(cfg: Mapping[str, Any], valid: Iterable[str], where: str = "") -> None:
@@ -108,11 +108,11 @@ def read_float(
         if nullable:
             return None
         raise ConfigError(f"{full}=null: a number is required here. Fix: {full}=<number>.")
+    interval = f"{'(' if low_open else '['}{low}, {high}]"
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{full}={value!r}: expected a number in {'(' if low_open else '['}{low}, {high}].")
+        raise ConfigError(f"{full}={value!r}: expected a number in {interval}. Fix: {full}=<number in {interval}>.")
     value = float(value)
     if value > high or value < low or (low_open and value == low):
-        interval = f"{'(' if low_open else '['}{low}, {high}]"
         raise ConfigError(f"{full}={value}: must be in {interval}. Fix: {full}=<number in {interval}>.")
     return value
 
@@ -184,5 +184,8 @@ def read_mapping(cfg: Mapping[str, Any], key: str, *, where: str = "") -> Mappin
         return {}
     if not isinstance(value, Mapping):
         full = _full(where, key)
-        raise ConfigError(f"{full}={value!r}: expected a group of keys ({full}.<key>=...), not a single value.")
+        raise ConfigError(
+            f"{full}={value!r}: expected a group of keys, not a single value. Fix: set its keys one by one, "
+            f"{full}.<key>=<value> ('transferlab train --cfg job' prints them)."
+        )
     return value

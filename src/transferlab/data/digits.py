@@ -43,7 +43,9 @@ def parse_classes(value: Any) -> tuple[int, ...]:
     if value is None:
         return DIGITS
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-        raise ConfigError(f"data.classes={value!r}: expected null (all digits) or a list of digits, e.g. [0,1,2].")
+        raise ConfigError(
+            f"data.classes={value!r}: expected null (all digits) or a list of digits 0..9. Fix: data.classes=[0,1,2]."
+        )
     for digit in value:
         if isinstance(digit, bool) or not isinstance(digit, int) or not 0 <= digit <= 9:
             raise ConfigError(f"data.classes: {digit!r} is not a digit 0..9. Fix: e.g. data.classes=[5,6,7,8,9].")

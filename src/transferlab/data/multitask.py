@@ -55,7 +55,10 @@ def _read_weights(cfg: Mapping[str, Any], tasks: list[str]) -> dict[str, float]:
     if raw is None:
         return dict.fromkeys(tasks, 1.0)
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"data.loss_weights={raw!r}: expected a mapping task → weight, e.g. {{{tasks[0]}: 1.0}}.")
+        raise ConfigError(
+            f"data.loss_weights={raw!r}: expected a mapping task → weight, or null (1 each). "
+            f"Fix: data.loss_weights.{tasks[0]}=1.0."
+        )
     weights = dict.fromkeys(tasks, 1.0)
     for task, value in raw.items():
         if task not in weights:
@@ -64,7 +67,10 @@ def _read_weights(cfg: Mapping[str, Any], tasks: list[str]) -> dict[str, float]:
                 f"Fix: name one of them or add data.tasks.{task}."
             )
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise ConfigError(f"data.loss_weights.{task}={value!r}: expected a number ≥ 0.")
+            raise ConfigError(
+                f"data.loss_weights.{task}={value!r}: expected a number ≥ 0 (0 drops the task). "
+                f"Fix: data.loss_weights.{task}=1.0."
+            )
         weights[task] = float(value)
     if not any(weights.values()):
         raise ConfigError(f"data.loss_weights={weights}: every weight is 0, nothing would train.")
@@ -117,7 +123,10 @@ class MultiTaskDataModule(pl.LightningDataModule):
                     "and a TensorBoard tag."
                 )
             if not isinstance(task_cfg, Mapping):
-                raise ConfigError(f"data.tasks.{task}={task_cfg!r}: expected a data config with at least 'name'.")
+                raise ConfigError(
+                    f"data.tasks.{task}={task_cfg!r}: expected a data config with at least 'name'. "
+                    f"Fix: data.tasks.{task}.name=digits (any data set; see conf/data/*.yaml for its keys)."
+                )
             if task_cfg.get("name") == MULTITASK:
                 raise ConfigError(f"data.tasks.{task}.name=multitask: tasks cannot nest. Fix: name a data set.")
             try:

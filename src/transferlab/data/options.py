@@ -41,13 +41,14 @@ read_int = partial(readers.read_int, where=WHERE)
 read_float = partial(readers.read_float, where=WHERE)
 read_bool = partial(readers.read_bool, where=WHERE)
 read_choice = partial(readers.read_choice, where=WHERE)
+read_mapping = partial(readers.read_mapping, where=WHERE)
 
 
 def read_required_str(cfg: Mapping[str, Any], key: str, example: str) -> str:
     """Read a string key that has no default (``???`` in the YAML).
 
     Raises:
-        ConfigError: when the key is absent, ``null``, ``???`` or not a string; the message shows ``example``.
+        ConfigError: when the key is absent, ``null``, ``???``, not a string or blank; the message shows ``example``.
 
     """
     value = cfg.get(key)
@@ -56,6 +57,8 @@ def read_required_str(cfg: Mapping[str, Any], key: str, example: str) -> str:
         raise ConfigError(f"{full} is required and not set. Fix: {full}={example}.")
     if not isinstance(value, str):
         raise ConfigError(f"{full}={value!r}: expected a string. Fix: {full}={example}.")
+    if not value.strip():  # Path('') is the current folder: an unset variable must not read it
+        raise ConfigError(f"{full}={value!r}: must not be empty. Fix: {full}={example}.")
     return value
 
 

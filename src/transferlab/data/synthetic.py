@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from transferlab.backbones.base import DataConfig
 from transferlab.data.base import TransferDataModule
-from transferlab.data.options import CommonOptions, check_keys, read_common, read_float, read_int
+from transferlab.data.options import CommonOptions, check_keys, read_common, read_float, read_int, read_mapping
 from transferlab.data.registry import register_data
 from transferlab.data.tensor_loader import TensorImageDataset, pass_batch, to_uint8
 from transferlab.data.transforms import AugmentSpec, normalization, parse_augment, tensor_augment
@@ -85,7 +85,7 @@ class SyntheticDataModule(TransferDataModule):
             ConfigError: on a bad value, e.g. an unknown split under ``num_samples``.
 
         """
-        samples = cfg.get("num_samples") or {}
+        samples = read_mapping(cfg, "num_samples")  # null: the default sizes
         check_keys(samples, ("train", "val", "test"), where="data.num_samples")
         sizes = {
             s: read_int(samples, s, d, minimum=1, where="data.num_samples")

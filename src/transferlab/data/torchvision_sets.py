@@ -75,7 +75,7 @@ TORCHVISION_SETS: dict[str, TorchvisionSet] = {
 }
 """Supported sets: name → constructor recipe. Names match ``torchvision.datasets`` (case-insensitive here)."""
 
-_ALTERNATIVES = "set data.download=true (needs network) or point data.root at a copy, or use data=image_folder"
+_ALTERNATIVES = "Fix: point data.root at a copy, set data.download=true (needs network), or use data=image_folder"
 
 
 def resolve_name(name: Any) -> str:
@@ -93,7 +93,8 @@ def resolve_name(name: Any) -> str:
     hint = f"did you mean '{by_lower[close[0]]}'? " if close else ""
     raise ConfigError(
         f"data.dataset={name!r}: not a supported torchvision data set; {hint}choose one of "
-        f"{', '.join(TORCHVISION_SETS)}, or use data=image_folder for your own images."
+        f"{', '.join(TORCHVISION_SETS)}. Fix: data.dataset={by_lower[close[0]] if close else 'CIFAR10'}, "
+        "or data=image_folder for your own images."
     )
 
 
@@ -190,7 +191,7 @@ class TorchvisionDataModule(TransferDataModule):
                     f"or use data=image_folder."
                 ) from exc
             raise DataError(
-                f"data set {self.dataset} not found under {self.root} ({exc_text}); {_ALTERNATIVES}."
+                f"data set {self.dataset} not found under {self.root} ({exc_text}). {_ALTERNATIVES}."
             ) from exc
 
     def check_sources(self) -> None:
@@ -202,7 +203,7 @@ class TorchvisionDataModule(TransferDataModule):
         """
         if not self.download and not self.root.is_dir():
             raise DataError(
-                f"data.root={self.root}: folder not found, so data set {self.dataset} cannot be read; {_ALTERNATIVES}."
+                f"data.root={self.root}: folder not found, so data set {self.dataset} cannot be read. {_ALTERNATIVES}."
             )
 
     def prepare_data(self) -> None:

@@ -72,26 +72,33 @@ def parse_augment(raw: Mapping[str, Any] | None) -> AugmentSpec:
         return AugmentSpec()
     where = f"{WHERE}.augment"
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}={raw!r}: expected a mapping of {', '.join(AUGMENT_KEYS)}.")
+        raise ConfigError(
+            f"{where}={raw!r}: expected a group of keys ({', '.join(AUGMENT_KEYS)}), or null for none. "
+            f"Fix: {where}.hflip=true."
+        )
     check_keys(raw, AUGMENT_KEYS, where=where)
 
     def number(key: str, low: float, high: float) -> float:
-        value = raw.get(key) or 0.0  # null reads as off
+        value = raw.get(key)
+        value = 0.0 if value is None else value  # null reads as off
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-            raise ConfigError(f"{where}.{key}={value!r}: expected a number in [{low}, {high}] (0 = off).")
+            raise ConfigError(
+                f"{where}.{key}={value!r}: expected a number in [{low:g}, {high:g}] (0 = off). Fix: {where}.{key}=0."
+            )
         return float(value)
 
     def flag(key: str) -> bool:
-        value = raw.get(key) or False
+        value = raw.get(key)
+        value = False if value is None else value  # null reads as off
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}.{key}={value!r}: expected true or false.")
+            raise ConfigError(f"{where}.{key}={value!r}: expected true or false. Fix: {where}.{key}=false.")
         return value
 
     crop = raw.get("random_resized_crop")
     if crop is not None and (isinstance(crop, bool) or not isinstance(crop, (int, float)) or not 0 < crop <= 1):
         raise ConfigError(
-            f"{where}.random_resized_crop={crop!r}: expected the minimum crop scale in (0, 1] (e.g. 0.8), "
-            f"or null for no crop."
+            f"{where}.random_resized_crop={crop!r}: expected the minimum crop scale in (0, 1], or null for no crop. "
+            f"Fix: {where}.random_resized_crop=0.8."
         )
     return AugmentSpec(
         random_resized_crop=None if crop is None else float(crop),

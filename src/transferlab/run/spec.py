@@ -99,6 +99,11 @@ def parse_backbone(raw: Mapping[str, Any]) -> BackboneChoice:
         raise ConfigError(
             f"backbone.weights={weights!r}: expected null, hub, package or a path. Fix: backbone.weights=null."
         )
+    if isinstance(weights, str) and not weights.strip():  # an unset ${oc.env:...} must not mean random init
+        raise ConfigError(
+            f"backbone.weights={weights!r}: must not be empty; null means random init. "
+            "Fix: backbone.weights=null, hub, package or <run dir or weights file>."
+        )
     try:
         check_backbone(name, weights)
     except TransferlabError as err:

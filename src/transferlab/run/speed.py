@@ -29,6 +29,7 @@ from transferlab.errors import ConfigError
 log = logging.getLogger(__name__)
 
 SPEED_KEYS = ("channels_last", "compile")
+_CHANNELS_LAST_ERROR = "trainer.channels_last={setting}: expected auto, true or false. Fix: trainer.channels_last=auto."
 
 
 def split_speed_settings(trainer_cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -48,7 +49,7 @@ def wants_channels_last(setting: Any, backbone: nn.Module, on_gpu: bool) -> bool
         return on_gpu and any(isinstance(m, nn.Conv2d) for m in backbone.modules())
     if isinstance(setting, bool):
         return setting
-    raise ConfigError(f"trainer.channels_last={setting!r}: expected auto, true or false.")
+    raise ConfigError(_CHANNELS_LAST_ERROR.format(setting=repr(setting)))
 
 
 def compile_options(setting: Any) -> dict[str, Any] | None:
@@ -70,14 +71,17 @@ def compile_options(setting: Any) -> dict[str, Any] | None:
                 "e.g. trainer.compile={mode: max-autotune}."
             )
         return dict(setting)
-    raise ConfigError(f"trainer.compile={setting!r}: expected true, false or a mapping of torch.compile arguments.")
+    raise ConfigError(
+        f"trainer.compile={setting!r}: expected true, false or a mapping of torch.compile arguments. "
+        "Fix: trainer.compile=false (or true, or trainer.compile={mode: max-autotune})."
+    )
 
 
 def check_speed_settings(speed: Mapping[str, Any]) -> None:
     """Check the speed keys' values before anything loads (raises :class:`ConfigError` like the resolvers)."""
     setting = speed.get("channels_last", "auto")
     if not (setting in (None, "auto") or isinstance(setting, bool)):
-        raise ConfigError(f"trainer.channels_last={setting!r}: expected auto, true or false.")
+        raise ConfigError(_CHANNELS_LAST_ERROR.format(setting=repr(setting)))
     compile_options(speed.get("compile", False))
 
 

@@ -103,7 +103,27 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "enable_model_summary": (lambda v: isinstance(v, bool), "true or false"),
     "sync_batchnorm": (lambda v: isinstance(v, bool), "true or false"),
 }
-_EXAMPLES = {"accelerator": "auto", "strategy": "auto", "devices": "1", "precision": "auto", "deterministic": "false"}
+_EXAMPLES = {
+    "accelerator": "auto",
+    "strategy": "auto",
+    "devices": "1",
+    "num_nodes": "1",
+    "precision": "auto",
+    "log_every_n_steps": "10",
+    "num_sanity_val_steps": "0",
+    "deterministic": "false",
+    "benchmark": "null",
+    "gradient_clip_val": "1.0",
+    "gradient_clip_algorithm": "norm",
+    "accumulate_grad_batches": "1",
+    "limit_train_batches": "null",
+    "limit_val_batches": "null",
+    "limit_test_batches": "null",
+    "check_val_every_n_epoch": "1",
+    "enable_progress_bar": "true",
+    "enable_model_summary": "false",
+    "sync_batchnorm": "false",
+}
 
 
 @dataclass(frozen=True)

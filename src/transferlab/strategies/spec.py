@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
+from transferlab.config.readers import read_str
 from transferlab.errors import ConfigError
 
 BnMode = Literal["train", "eval", "frozen"]
@@ -133,6 +134,11 @@ _EXAMPLES: dict[str, str] = {
 }
 
 
+def _example(key: str) -> str:
+    """A valid value of stage key ``key`` for a message's fix: the shipped example, else the default."""
+    return _EXAMPLES.get(key) or str(_STAGE_FIELDS[key].default)
+
+
 def _unknown_key(where: str, key: str, valid: list[str] | tuple[str, ...]) -> ConfigError:
     close = difflib.get_close_matches(key, list(valid), n=1)
     hint = f"did you mean '{close[0]}'? " if close else ""
@@ -156,6 +162,10 @@ def _number(key: str, value: Any, *, kind: type, minimum: float | None = None, s
 
 def _trainable(key: str, value: Any) -> str | tuple[str, ...]:
     if isinstance(value, str):
+        if not value.strip():
+            raise ConfigError(
+                f"{key}={value!r}: must not be empty; name the groups that train. Fix: {key}=all (or head, top:2)."
+            )
         if value in ("head", "all", "new"):
             return value
         if value.startswith("top:"):
@@ -163,11 +173,11 @@ def _trainable(key: str, value: Any) -> str | tuple[str, ...]:
                 raise ConfigError(f"{key}={value!r}: 'top:K' needs an integer K, e.g. {key}=top:2.")
             return value
         return (value,)  # a single pattern
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) for v in value):
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v.strip() for v in value):
         return tuple(value)
     raise ConfigError(
-        f"{key}={value!r}: expected 'head', 'all', 'new', 'top:K' or a list of layer-group patterns "
-        f"(e.g. {key}=[group4,top]). Run 'transferlab plan' to see the group names."
+        f"{key}={value!r}: expected 'head', 'all', 'new', 'top:K' or a list of layer-group patterns. "
+        f"Fix: {key}=all or {key}=[group4,top] ('transferlab plan' shows the group names)."
     )
 
 
@@ -191,10 +201,12 @@ def parse_stage(name: str, raw: Mapping[str, Any], where: str) -> StageSpec:
             if key in ("lr_backbone", "lr_decay", "unfreeze_every", "unfreeze_max"):
                 values[key] = None
                 continue
-            raise ConfigError(f"{full}=null: a value is required here.")
+            raise ConfigError(f"{full}=null: a value is required here. Fix: {full}={_example(key)}.")
         if key in _CHOICES:
             if value not in _CHOICES[key]:
-                raise ConfigError(f"{full}={value!r}: choose one of {', '.join(_CHOICES[key])}.")
+                raise ConfigError(
+                    f"{full}={value!r}: choose one of {', '.join(_CHOICES[key])}. Fix: {full}={_example(key)}."
+                )
             values[key] = value
         elif key == "trainable":
             values[key] = _trainable(full, value)
@@ -207,7 +219,10 @@ def parse_stage(name: str, raw: Mapping[str, Any], where: str) -> StageSpec:
         elif key == "lr_decay":
             values[key] = _number(full, value, kind=float, minimum=0.0, strict=True)
             if values[key] > 1.0:
-                raise ConfigError(f"{full}={value!r}: layer decay must be in (0, 1] (lower groups learn slower).")
+                raise ConfigError(
+                    f"{full}={value!r}: layer decay must be in (0, 1] (lower groups learn slower). "
+                    f"Fix: {full}={_EXAMPLES['lr_decay']} (or null: no decay)."
+                )
         elif key in ("weight_decay", "momentum", "min_lr_ratio"):
             values[key] = _number(full, value, kind=float, minimum=0.0)
     spec = StageSpec(name=name, **values)
@@ -241,23 +256,29 @@ def parse_strategy(raw: Mapping[str, Any], where: str = "strategy") -> StrategyS
     if not isinstance(stages_raw, Mapping) or not stages_raw:
         raise ConfigError(
             f"{where}.stages: expected a mapping of stage name → stage settings with at least one stage; "
-            f"got {stages_raw!r}. See conf/strategy/*.yaml for examples."
+            f"got {stages_raw!r}. Fix: {where}=finetune, or {where}.stages.<stage>.epochs=5 "
+            "(conf/strategy/*.yaml has examples)."
         )
     stages = []
     for name, stage_raw in stages_raw.items():
         if stage_raw is None:  # a stage switched off with strategy.stages.<name>=null
             continue
         if not isinstance(stage_raw, Mapping):
-            raise ConfigError(f"{where}.stages.{name}={stage_raw!r}: expected a mapping of stage settings.")
+            raise ConfigError(
+                f"{where}.stages.{name}={stage_raw!r}: expected a mapping of stage settings, or null to switch "
+                f"the stage off. Fix: {where}.stages.{name}.epochs=5 (one key at a time)."
+            )
         stages.append(parse_stage(str(name), stage_raw, f"{where}.stages.{name}"))
     if not stages:
         raise ConfigError(f"{where}.stages: every stage is null; keep at least one.")
     init = raw.get("init", "pretrained")
     if init not in get_args(Init):
-        raise ConfigError(f"{where}.init={init!r}: choose one of {', '.join(get_args(Init))}.")
+        raise ConfigError(
+            f"{where}.init={init!r}: choose one of {', '.join(get_args(Init))}. Fix: {where}.init=pretrained."
+        )
     dropout = _number(f"{where}.head_dropout", raw.get("head_dropout", 0.0), kind=float, minimum=0.0)
     if dropout >= 1.0:
-        raise ConfigError(f"{where}.head_dropout={dropout}: must be in [0, 1).")
+        raise ConfigError(f"{where}.head_dropout={dropout}: must be in [0, 1). Fix: {where}.head_dropout=0.1.")
     shared = raw.get("shared_groups")
     if shared is not None:
         shared = _number(f"{where}.shared_groups", shared, kind=int, minimum=0)
@@ -265,19 +286,26 @@ def parse_strategy(raw: Mapping[str, Any], where: str = "strategy") -> StrategyS
             raise ConfigError(f"{where}.shared_groups={shared}: nothing is shared when {where}.init=random.")
     elif any(s.trainable == "new" for s in stages):
         raise ConfigError(
-            f"{where}: a stage trains 'new' groups but {where}.shared_groups is null, so no group is new. "
+            f"{where}.shared_groups=null: a stage trains 'new' groups, but with shared_groups null no group is new. "
             f"Fix: {where}.shared_groups=K (share the first K layer groups) or trainable=all."
         )
     adapter = raw.get("adapter")
     if adapter is not None and not isinstance(adapter, Mapping):
-        raise ConfigError(f"{where}.adapter={adapter!r}: expected a mapping such as {{kind: lora, rank: 8}} or null.")
+        raise ConfigError(
+            f"{where}.adapter={adapter!r}: expected a group of keys such as {{kind: lora, rank: 8}}, or null. "
+            f"Fix: strategy=lora, or {where}.adapter=null (no adapter)."
+        )
     if adapter is None and any(s.params == "adapter" for s in stages):
         raise ConfigError(
-            f"{where}: a stage trains params=adapter but {where}.adapter is null. "
+            f"{where}.adapter=null: a stage trains params=adapter, which needs an adapter. "
             f"Fix: strategy=lora (or set {where}.adapter), or params=all."
         )
+    if adapter is not None:
+        from transferlab.adapters.spec import parse_adapter  # deferred: the adapters package imports peft, timm
+
+        parse_adapter(adapter)  # every adapter key checked here, before anything is built
     return StrategySpec(
-        name=str(raw.get("name", "custom")),
+        name=str(read_str(raw, "name", "custom", example="my_strategy", where=where)),
         stages=tuple(stages),
         init=init,
         head_dropout=dropout,
