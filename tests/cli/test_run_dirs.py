@@ -34,6 +34,7 @@ def _files(run_dir: Path) -> dict[Path, bytes]:
     return {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.suffix != ".log" and p.name not in skip}
 
 
+@pytest.mark.slow  # concurrent or sweep runs: in .ci/run's slow phase (README suite < 15 min)
 def test_two_runs_started_at_once_get_a_dir_each(tmp_path):
     out = tmp_path / "out"
     procs = [
@@ -47,6 +48,7 @@ def test_two_runs_started_at_once_get_a_dir_each(tmp_path):
     assert seeds == [1, 2], "each dir holds its own run's results"
 
 
+@pytest.mark.slow  # concurrent or sweep runs: in .ci/run's slow phase (README suite < 15 min)
 def test_a_second_run_in_a_busy_dir_is_refused_and_touches_nothing(tmp_path):
     run_dir, marks = tmp_path / "run", tmp_path / "marks"
     marks.mkdir()
@@ -76,6 +78,7 @@ def test_resume_of_a_finished_run_rewrites_nothing_and_its_job_identity_stays(tm
     assert not any(o.startswith("resume") for o in overrides), overrides
 
 
+@pytest.mark.slow  # concurrent or sweep runs: in .ci/run's slow phase (README suite < 15 min)
 def test_resume_of_a_finished_sweep_keeps_its_groups_and_jobs(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli("train", "-m", *TINY, f"hydra.sweep.dir={sweep}", "seed=0,1", cwd=tmp_path)
@@ -92,7 +95,8 @@ def test_resume_of_a_finished_sweep_keeps_its_groups_and_jobs(tmp_path):
 @pytest.mark.parametrize(
     ("override", "needle"),
     [("hydra.run.dir=/proc/transferlab-test", "hydra.run.dir=/proc/transferlab-test"),
-     ("paths.output_root=/proc/transferlab-test", "hydra.run.dir=/proc/transferlab-test")],
+     pytest.param("paths.output_root=/proc/transferlab-test", "hydra.run.dir=/proc/transferlab-test",
+                  marks=pytest.mark.slow)],
 )  # fmt: skip
 def test_an_output_dir_that_cannot_be_created_is_one_paragraph(tmp_path, override, needle):
     proc = run_cli("train", *TINY, override, cwd=tmp_path, check=False)
@@ -100,6 +104,7 @@ def test_an_output_dir_that_cannot_be_created_is_one_paragraph(tmp_path, overrid
     assert proc.stderr.startswith(f"transferlab: error: {needle}") and "Fix:" in proc.stderr, proc.stderr
 
 
+@pytest.mark.slow  # two more subprocesses; rundir/test_claim.py covers the same check in process
 def test_an_output_dir_that_cannot_be_written_is_one_paragraph(tmp_path):
     # /proc/self exists and takes no files, even from root; a path under a regular file cannot be created
     blocker = tmp_path / "a_file"

@@ -57,6 +57,7 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_good_one(unint
     assert_same_run(run_dir, uninterrupted)
 
 
+@pytest.mark.slow
 def test_resume_without_a_readable_checkpoint_is_one_paragraph(tmp_path):
     run_dir = tmp_path / "broken"
     code, out, err = finish(start("train", *JOB, *EVERY_EPOCH, f"hydra.run.dir={run_dir}", cwd=tmp_path))
@@ -94,6 +95,7 @@ def test_a_signal_finishes_the_epoch_writes_its_checkpoint_and_says_how_to_conti
     assert_same_run(run_dir, uninterrupted)
 
 
+@pytest.mark.slow
 def test_a_second_sigint_stops_at_once_and_the_run_still_resumes(uninterrupted, tmp_path):
     run_dir, marks = tmp_path / "twice", tmp_path / "marks"
     marks.mkdir()

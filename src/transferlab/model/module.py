@@ -79,10 +79,16 @@ class TransferModule(pl.LightningModule):
             inputs: ``features`` when the step's loaders serve cached backbone features (feature cache).
         """
         self.step_plan = step
-        self.inputs = inputs
+        self.use_inputs(inputs)
         self.groups.set_trainable(step.trainable_groups, step.stage.bn, step.stage.params)
         for p in self.head_parameters():
             p.requires_grad_(True)
+
+    def use_inputs(self, inputs: Inputs) -> None:
+        """Say what the next batches hold: ``images`` (through the backbone) or cached ``features``."""
+        if inputs not in ("images", "features"):
+            raise ValueError(f"inputs={inputs!r}: expected 'images' or 'features'")
+        self.inputs = inputs
 
     def use_channels_last(self, enabled: bool) -> None:
         """Hold the weights and batches of images channels-last (NHWC), or not (``run/speed.py`` decides)."""

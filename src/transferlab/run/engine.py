@@ -195,14 +195,13 @@ def _fit(
 def _test(trainer: pl.Trainer, parts: RunParts, loaders: dict[str, Any] | None) -> dict[str, Any]:
     """Test the module: on cached test features if the step trained on them, else on the data module."""
     module = parts.module
-    module.epoch_metrics.pop("test", None)
     if module.inputs == "features" and loaders is not None:
         trainer.test(module, dataloaders=loaders["test"], verbose=False)
     else:
-        module.inputs = "images"
+        module.use_inputs("images")
         trainer.test(module, datamodule=parts.data, verbose=False)
-    module.inputs = "images"
-    return dict(module.epoch_metrics.get("test", {}))
+    module.use_inputs("images")
+    return dict(module.epoch_metrics["test"])  # every test ends with on_test_epoch_end, which records it
 
 
 def _feature_loaders(

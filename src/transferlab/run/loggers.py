@@ -13,6 +13,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from typing_extensions import override
 
+from transferlab.rundir.layout import TENSORBOARD_DIR
+
 
 class RunTensorBoardLogger(TensorBoardLogger):
     """``TensorBoardLogger`` with a step offset and one event stream for the whole run.
@@ -24,7 +26,7 @@ class RunTensorBoardLogger(TensorBoardLogger):
     """
 
     def __init__(self, save_dir: str, **kwargs: Any) -> None:
-        kwargs.setdefault("name", "tensorboard")
+        kwargs.setdefault("name", TENSORBOARD_DIR)
         kwargs.setdefault("version", "")
         kwargs["default_hp_metric"] = False
         super().__init__(save_dir=save_dir, **kwargs)
