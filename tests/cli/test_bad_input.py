@@ -4,8 +4,10 @@ Each bad job must end with exit status 2 and ONE paragraph on stderr (``transfer
 key or file, the bad value and the fix, with no Python traceback; it must write no model or metrics into its own
 run dir and leave the outputs of an earlier good run untouched. docs/errors.md lists the same cases.
 
-The cases run two at a time (a module fixture starts the selected ones together), so the file stays well under
-two minutes on a 2-core machine; ``pytest -k <case>`` runs just that case.
+The cases run two at a time (a module fixture starts the selected ones together), ~100 s on a 2-core machine,
+so the catalogue runs in CI's slow phase (``pytest -m slow``); the main suite keeps bad input covered through
+the config-surface subset (tests/config), ``validate`` and the preflight tests. ``pytest -k <case>`` runs just
+that case.
 """
 
 from __future__ import annotations
@@ -215,6 +217,7 @@ def outcomes(request, inputs) -> dict[str, tuple[object, float, Path]]:
     return results
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(CASES))
 def test_bad_input_fails_with_one_clear_paragraph(name, inputs, outcomes):
     tmp, good, digest = inputs

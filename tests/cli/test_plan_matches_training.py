@@ -13,13 +13,16 @@ pytestmark = pytest.mark.timeout(600)
     "overrides",
     [
         ["strategy=gradual_unfreeze", "strategy.stages.unfreeze.epochs=5"],
-        [
-            "strategy=lp_ft",
-            "strategy.stages.probe.epochs=2",
-            "strategy.stages.finetune.epochs=3",
-            "strategy.stages.finetune.lr_decay=0.5",
-            "strategy.stages.finetune.warmup_epochs=1",
-        ],
+        pytest.param(
+            [
+                "strategy=lp_ft",
+                "strategy.stages.probe.epochs=2",
+                "strategy.stages.finetune.epochs=3",
+                "strategy.stages.finetune.lr_decay=0.5",
+                "strategy.stages.finetune.warmup_epochs=1",
+            ],
+            marks=pytest.mark.slow,  # the same check on a second strategy: CI's slow phase
+        ),
     ],
     ids=["gradual_unfreeze", "lp_ft"],
 )

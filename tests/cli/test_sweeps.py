@@ -121,6 +121,7 @@ def test_a_callback_without_its_required_argument_is_a_config_error_before_any_d
     assert not (run_dir / "failure.json").exists() and not (run_dir / ".hydra").exists(), "nothing was run"
 
 
+@pytest.mark.slow  # a launcher or sweeper plugin end to end: CI's slow phase
 def test_parallel_joblib_launcher_runs_a_two_job_sweep(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_cli(
@@ -132,6 +133,7 @@ def test_parallel_joblib_launcher_runs_a_two_job_sweep(tmp_path):
     assert "sweep finished: 2 jobs (2 done)" in proc.stdout
 
 
+@pytest.mark.slow  # a launcher or sweeper plugin end to end: CI's slow phase
 def test_slurm_launcher_settings_run_through_submitit_local_executor(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_cli(
@@ -145,6 +147,7 @@ def test_slurm_launcher_settings_run_through_submitit_local_executor(tmp_path):
     assert all(list(d.glob("*_result.pkl")) for d in submitted)
 
 
+@pytest.mark.slow  # a launcher or sweeper plugin end to end: CI's slow phase
 def test_optuna_search_runs_trials_and_writes_its_results(tmp_path):
     sweep = tmp_path / "sweep"
     proc = run_cli(
