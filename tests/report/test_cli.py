@@ -51,13 +51,14 @@ def test_grid_sweep_report_files_hold_the_jobs_numbers(grid_sweep, capsys):
     md = (out_dir / "report.md").read_text()
     assert "Jobs: 12 done, 0 failed, 0 unfinished, 0 missing." in md
     assert "basic sweeper, 12 of 12 jobs present" in md
-    assert "| strategy | data.shots_per_class | n | test/acc | test/loss | val/acc | seconds |" in md
-    assert "| a | 5 | 2 | 0.5500 ± 0.0707 (2) | 0.4500 ± 0.0707 (2) | 0.5400 ± 0.0707 (2) | 10.5 ± 0.7 (2) |" in md
-    assert "Best by test/acc (higher is better): strategy=b, data.shots_per_class=null: 0.9600 ± 0.0141 (2)" in md
+    assert "| strategy | data.shots_per_class | n | val/acc | test/acc | test/loss | seconds |" in md
+    assert "| a | 5 | 2 | 0.5400 ± 0.0707 (2) | 0.5500 ± 0.0707 (2) | 0.4500 ± 0.0707 (2) | 10.5 ± 0.7 (2) |" in md
+    best = "Best by val/acc (validation, higher is better): strategy=b, data.shots_per_class=null: 0.9500 ± 0.0141 (2)"
+    assert best + "; its test/acc (reported, not used to choose): 0.9600 ± 0.0141 (2)" in md
     assert "![summary](summary.png)" in md and "![curves](curves.png)" in md
 
     stdout = capsys.readouterr().out
-    assert "| b | null | 2 | 0.9600 ± 0.0141 (2)" in stdout
+    assert "| b | null | 2 | 0.9500 ± 0.0141 (2) | 0.9600 ± 0.0141 (2)" in stdout
     for name in names:
         assert str(out_dir / name) in stdout
 
@@ -91,7 +92,8 @@ def test_group_by_and_over_choose_the_grouping_and_a_bar_chart(grid_sweep):
     for strategy, mean in zip("ab", data["series"][0]["mean"], strict=True):
         losses = [1.0 - acc for (s, _), accs in ACC.items() if s == strategy for acc in accs]
         assert mean == pytest.approx(statistics.fmean(losses))
-    best = "Best by test/loss (lower is better): strategy=a: 0.2833 ± 0.1520 (6)"
+    best = "Best by val/acc (validation, higher is better): strategy=a: 0.7067 ± 0.1520 (6)"
+    best += "; its test/loss (reported, not used to choose): 0.2833 ± 0.1520 (6)"
     assert best in (grid_sweep / "by" / "report.md").read_text()
 
     main([str(grid_sweep), "--over", "seed,data.shots_per_class", "--out", str(grid_sweep / "over")])

@@ -153,6 +153,11 @@ def _tags(raw: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(str(t) for t in value)
 
 
+def is_test_metric(name: str) -> bool:
+    """Whether ``name`` is measured on the test split (``test/acc``, ``hparams/test_acc``, ``test/<task>/acc``)."""
+    return any(part.startswith("test") for part in name.replace("_", "/").split("/"))
+
+
 def _metric(raw: Mapping[str, Any]) -> str:
     name = read_str(raw, "optimized_metric", "val/acc", example="val/acc")
     assert name is not None
@@ -160,6 +165,11 @@ def _metric(raw: Mapping[str, Any]) -> str:
         raise ConfigError(
             f"optimized_metric={name!r}: expected a metric name such as val/acc or val/loss. "
             "Fix: optimized_metric=val/acc."
+        )
+    if is_test_metric(name):
+        raise ConfigError(
+            f"optimized_metric={name!r}: a sweeper optimising a test metric chooses its configuration on the test "
+            "set, which biases the chosen run's test score upwards. Fix: optimized_metric=val/acc (or val/loss)."
         )
     return name
 

@@ -3,8 +3,10 @@
 Swept keys are the override keys whose values differ across the done jobs (a key some jobs lack counts as
 ``<default>`` there). Groups are the unique combinations of the swept keys less the replicate keys (default
 ``seed``), or of the ``--group-by`` keys. Every numeric ``final`` metric of ``metrics.json`` is reported
-(``test/acc`` first), then ``seconds``. ``std`` is the sample standard deviation (n − 1) and is ``None`` for a
-group of one; non-finite values (a diverged loss) are left out of a metric's statistics.
+(the selection metric first, then ``test/acc``), then ``seconds``. The best group is chosen on a validation
+metric only (the runs' ``optimized_metric``): choosing on the test set would bias the chosen group's test score
+upwards; its test score is reported beside the choice. ``std`` is the sample standard deviation (n − 1) and is
+``None`` for a group of one; non-finite values (a diverged loss) are left out of a metric's statistics.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 from transferlab.report.collect import DEFAULT, Job
 
 HEADLINE = "test/acc"
+DEFAULT_SELECTION = "val/acc"
 _LOWER_IS_BETTER = ("loss", "err", "seconds", "time")
 
 
@@ -126,25 +129,53 @@ def key_known(jobs: Sequence[Job], key: str) -> bool:
     return any(job_value(j, key, fallback=True) != DEFAULT for j in jobs)
 
 
-def metric_names(jobs: Sequence[Job]) -> list[str]:
-    """Every numeric ``final`` metric of the jobs, ``test/acc`` first, then ``seconds``."""
+def job_selection_metric(job: Job) -> str | None:
+    """The metric a job was optimised for: ``optimized_metric`` of its ``metrics.json``, else of its config."""
+    for source in (job.metrics or {}, job.config()):
+        name = source.get("optimized_metric") if isinstance(source, dict) else None
+        if isinstance(name, str) and name:
+            return name
+    return None
+
+
+def _last_stage(job: Job) -> dict[str, Any]:
+    stages = (job.metrics or {}).get("stages")
+    if isinstance(stages, dict) and stages:
+        last = list(stages.values())[-1]
+        return last if isinstance(last, dict) else {}
+    return {}
+
+
+def metric_names(jobs: Sequence[Job], first: Sequence[str] = ()) -> list[str]:
+    """Every numeric ``final`` metric of the jobs, ``first`` (and then ``test/acc``) leading, ``seconds`` last.
+
+    A name of ``first`` that is not in ``final`` but in the jobs' last stage rows (``val/loss`` of runs written
+    before ``final`` held it) is included too.
+    """
     names: list[str] = []
     for job in jobs:
         final = (job.metrics or {}).get("final")
         if isinstance(final, dict):
             names += [k for k, v in final.items() if is_number(v) and k not in names]
-    if HEADLINE in names:
-        names.insert(0, names.pop(names.index(HEADLINE)))
+    lead = list(dict.fromkeys([*first, HEADLINE]))
+    for name in lead:
+        if name not in names and any(metric_value(j, name) is not None for j in jobs):
+            names.append(name)
+    names = [n for n in lead if n in names] + [n for n in names if n not in lead]
     if any(is_number((j.metrics or {}).get("seconds")) for j in jobs):
         names.append("seconds")
     return names
 
 
 def metric_value(job: Job, name: str) -> float | None:
-    """A job's value of metric ``name`` (``final`` key or ``seconds``), ``None`` if absent or not finite."""
+    """A job's value of metric ``name``, ``None`` if absent or not finite.
+
+    ``seconds`` is the run's wall time; any other name is looked up in ``final``, then (validation metrics of
+    older runs) in the last stage's row.
+    """
     metrics = job.metrics or {}
     final = metrics.get("final") if isinstance(metrics.get("final"), dict) else {}
-    value = metrics.get(name) if name == "seconds" else final.get(name)
+    value = metrics.get(name) if name == "seconds" else final.get(name, _last_stage(job).get(name))
     return float(value) if is_number(value) and math.isfinite(value) else None
 
 
@@ -188,7 +219,10 @@ def lower_is_better(metric: str) -> bool:
 
 
 def best_group(groups: Sequence[Group], metric: str) -> Group | None:
-    """The group with the best mean of ``metric`` (highest, or lowest for losses/times); ``None`` if no values."""
+    """The group with the best mean of ``metric`` (highest, or lowest for losses/times); ``None`` if no values.
+
+    Callers pass a validation metric (see :func:`is_test_metric`): the report never chooses on test data.
+    """
     scored = [g for g in groups if metric in g.stats and g.stats[metric].mean is not None]
     if not scored:
         return None

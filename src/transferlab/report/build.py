@@ -6,9 +6,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from transferlab.config.run import is_test_metric
 from transferlab.errors import TransferlabError
-from transferlab.report.aggregate import HEADLINE, Group, group_jobs, key_known, metric_names, swept_keys
-from transferlab.report.collect import Collection, collect
+from transferlab.report.aggregate import (
+    DEFAULT_SELECTION,
+    HEADLINE,
+    Group,
+    group_jobs,
+    job_selection_metric,
+    key_known,
+    metric_names,
+    swept_keys,
+)
+from transferlab.report.collect import Collection, Job, collect
 from transferlab.report.plots import curves_plot, summary_plot
 from transferlab.report.render import (
     best_line,
@@ -34,7 +44,8 @@ class ReportOptions:
 
     dirs: Sequence[Path]
     out: Path | None = None  # default: <first dir>/report
-    metric: str = HEADLINE  # headline metric: summary plot and best group
+    metric: str = HEADLINE  # headline metric: summary plot, shown beside the best group
+    select_by: str | None = None  # validation metric that picks the best group; None: the runs' optimized_metric
     curve_metric: str = "val/acc"
     group_by: Sequence[str] | None = None  # default: the swept keys less `over`
     over: Sequence[str] = ("seed",)  # replicate keys pooled into mean ± std
@@ -53,6 +64,7 @@ class Report:
     out_dir: Path
     files: list[Path] = field(default_factory=list)
     table: str = ""
+    select: str = DEFAULT_SELECTION  # the validation metric the best group was chosen on
     best: str = ""
     problems: list[str] = field(default_factory=list)
 
@@ -67,6 +79,30 @@ def _check_dirs(dirs: Sequence[Path]) -> None:
                 f"{d} {what}. Fix: pass a run dir (outputs/<task>/runs/<time>), a sweep dir "
                 "(outputs/<task>/multiruns/<time>) or a dir above them."
             )
+
+
+def selection_metric(requested: str | None, done: Sequence[Job]) -> str:
+    """The validation metric that chooses the best group: ``requested``, else the runs' ``optimized_metric``.
+
+    Raises:
+        ReportError: For a test metric (choosing on test data biases the chosen group's test score upwards) or
+            when the runs were optimised for different metrics and none was requested.
+    """
+    if requested is None:
+        found = sorted({m for m in (job_selection_metric(j) for j in done) if m})
+        if len(found) > 1:
+            raise ReportError(
+                f"the runs were optimised for different metrics ({', '.join(found)}): no single one can choose "
+                f"the best group. Fix: pass --select-by {found[0]} (a validation metric)."
+            )
+        requested = found[0] if found else DEFAULT_SELECTION
+    if is_test_metric(requested):
+        raise ReportError(
+            f"--select-by {requested}: a test metric cannot choose the best group (the chosen group's test score "
+            f"would be biased upwards). Fix: --select-by val/acc (or another validation metric); {requested} is "
+            "reported beside the choice."
+        )
+    return requested
 
 
 def _group_keys(options: ReportOptions, collection: Collection) -> tuple[list[str], bool]:
@@ -87,6 +123,8 @@ def _group_keys(options: ReportOptions, collection: Collection) -> tuple[list[st
 def build_report(options: ReportOptions) -> Report:
     """Collect, group and write ``jobs.csv``, ``summary.csv``, ``report.md``, ``summary.png``, ``curves.png``.
 
+    The best group is chosen on a validation metric (:func:`selection_metric`), never on test data.
+
     Args:
         options: Dirs, output dir, metric and grouping choices.
 
@@ -106,9 +144,16 @@ def build_report(options: ReportOptions) -> Report:
             "Fix: pass the dir a run or sweep wrote (outputs/<task>/runs/<time> or outputs/<task>/multiruns/<time>)."
         )
     done = collection.by_status("done")
-    metrics = metric_names(done)
+    select = selection_metric(options.select_by, done)
+    metrics = metric_names(done, first=[select])
     if done and options.metric not in metrics:
         raise ReportError(f"--metric {options.metric}: not in the jobs' metrics. Fix: use one of {', '.join(metrics)}.")
+    if done and options.select_by is not None and select not in metrics:
+        valid = ", ".join(m for m in metrics if not is_test_metric(m) and m != "seconds") or "none"
+        raise ReportError(
+            f"--select-by {select}: no finished job recorded this validation metric (validation metrics: {valid}). "
+            "Fix: pass --select-by with one of them."
+        )
     keys, fallback = _group_keys(options, collection)
     groups = group_jobs(done, keys, metrics, fallback=fallback)
     out_dir = options.out or dirs[0] / REPORT_DIR
@@ -128,10 +173,11 @@ def build_report(options: ReportOptions) -> Report:
             if p is not None
         ]
     replicate = [k for k in options.over if any(k in j.values for j in done)] if options.group_by is None else []
-    text = markdown_report(collection, options.command, keys, replicate, groups, metrics, options.metric, plots)
+    text = markdown_report(collection, options.command, keys, replicate, groups, metrics, select, options.metric, plots)
     report.files.append(write_text_atomic(out_dir / "report.md", text))
     report.files += plots
     report.table = markdown_table(groups, keys, metrics, html=False) if groups else ""
-    report.best = best_line(groups, keys, options.metric)
+    report.select = select
+    report.best = best_line(groups, keys, select, options.metric)
     report.problems = problem_lines(collection)
     return report

@@ -93,13 +93,22 @@ def markdown_table(groups: Sequence[Group], keys: Sequence[str], metrics: Sequen
     return "\n".join(lines)
 
 
-def best_line(groups: Sequence[Group], keys: Sequence[str], metric: str) -> str:
-    """``Best by <metric> (higher is better): <group>: mean ± std (n)``, or an empty string."""
-    best = best_group(groups, metric)
+def best_line(groups: Sequence[Group], keys: Sequence[str], select: str, report: str | None = None) -> str:
+    """The best group by the validation metric ``select``, with its score on ``report`` beside it.
+
+    ``Best by val/acc (validation, higher is better): <group>: mean ± std (n); its test/acc: mean ± std (n)``, or
+    an empty string for fewer than two groups. ``report`` (the test metric) is shown, never used to choose.
+    """
+    best = best_group(groups, select)
     if best is None or len(groups) < 2:
         return ""
-    direction = "lower" if lower_is_better(metric) else "higher"
-    return f"Best by {metric} ({direction} is better): {best.label(keys)}: {cell(metric, best.stats[metric])}"
+    direction = "lower" if lower_is_better(select) else "higher"
+    line = (
+        f"Best by {select} (validation, {direction} is better): {best.label(keys)}: {cell(select, best.stats[select])}"
+    )
+    if report and report != select and report in best.stats:
+        line += f"; its {report} (reported, not used to choose): {cell(report, best.stats[report])}"
+    return line
 
 
 def _missing_text(miss: Missing) -> str:
@@ -138,10 +147,14 @@ def markdown_report(
     replicate_keys: Sequence[str],
     groups: Sequence[Group],
     metrics: Sequence[str],
+    select: str,
     headline: str,
     plots: Sequence[Path],
 ) -> str:
-    """The whole ``report.md``: command, counts, sweeps, grouped table, best group, problems, Optuna, plots."""
+    """The whole ``report.md``: command, counts, sweeps, grouped table, best group, problems, Optuna, plots.
+
+    The best group is chosen on the validation metric ``select``; the ``headline`` (test) metric is shown beside it.
+    """
     out = ["# transferlab report", "", f"Command: `{command}`", "", f"Jobs: {counts_line(collection)}.", ""]
     if collection.sweeps:
         out += ["## Sweeps", ""]
@@ -157,7 +170,7 @@ def markdown_report(
         grouped = ", ".join(keys) or "nothing (one group)"
         out += ["## Results", "", f"Grouped by {grouped}; mean ± sample std (n jobs) over {over}.", ""]
         out += [markdown_table(groups, keys, metrics), ""]
-        best = best_line(groups, keys, headline)
+        best = best_line(groups, keys, select, headline)
         out += [_md(best), ""] if best else []
     else:
         out += ["## Results", "", "No job finished.", ""]

@@ -18,7 +18,8 @@ examples:
   transferlab report outputs/train/multiruns/2026-11-24_10-00-00      # one sweep → <dir>/report/
   transferlab report outputs/digits_transfer --out reports/digits     # every sweep below a dir
   transferlab report outputs/train/runs/2026-11-24_10-00-00           # a single run: one row
-  transferlab report SWEEP --metric test/loss                         # headline metric (plot, best group)
+  transferlab report SWEEP --metric test/loss                         # headline metric (plot, beside the best)
+  transferlab report SWEEP --select-by val/loss                       # choose the best group on val/loss
   transferlab report SWEEP --group-by strategy                        # pool everything else per strategy
   transferlab report SWEEP --over seed,data.seed                      # two replicate keys
   transferlab report SWEEP --strict && echo "all jobs finished"       # exit 1 if any job failed or is missing
@@ -33,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
             "Find every job under the given run or sweep dirs and aggregate their metrics.json: jobs.csv (one "
             "row per job), summary.csv and report.md (mean ± sample std over seeds, grouped by the swept "
             "override keys), summary.png and curves.png, and a list of failed, unfinished and missing jobs with "
-            "their error. Exits 0 even when jobs failed (unless --strict)."
+            "their error. The best group is chosen on a validation metric (the runs' optimized_metric), never on "
+            "test data; its test score is shown beside it. Exits 0 even when jobs failed (unless --strict)."
         ),
         epilog=EXAMPLES,
         formatter_class=HelpFormatter,
@@ -44,7 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--metric",
         default="test/acc",
         metavar="NAME",
-        help="headline metric of summary.png and the best group (default test/acc)",
+        help="headline metric of summary.png, shown beside the best group (default test/acc; never used to choose)",
+    )
+    parser.add_argument(
+        "--select-by",
+        metavar="NAME",
+        help="validation metric that chooses the best group (default: the runs' optimized_metric, e.g. val/acc); "
+        "test metrics are refused",
     )
     parser.add_argument(
         "--curve-metric", default="val/acc", metavar="NAME", help="per-epoch metric of curves.png (default val/acc)"
@@ -82,6 +90,7 @@ def main(argv: list[str]) -> None:
         dirs=args.dirs,
         out=args.out,
         metric=args.metric,
+        select_by=args.select_by,
         curve_metric=args.curve_metric,
         group_by=args.group_by,
         over=args.over,
