@@ -26,6 +26,12 @@ def finished_run(tmp_path_factory) -> tuple[Path, dict, str]:
     return run_dir, json.loads((run_dir / "metrics.json").read_text()), proc.stdout
 
 
+def _event_dir(run_dir: Path) -> Path:
+    """The dir of the run's one TensorBoard event stream (``tensorboard/<run name>``)."""
+    (events,) = (run_dir / "tensorboard").rglob("events.out.tfevents.*")
+    return events.parent
+
+
 def test_run_dir_holds_config_events_checkpoints_metrics_and_model(finished_run):
     run_dir, metrics, _ = finished_run
     for rel in (
@@ -36,7 +42,7 @@ def test_run_dir_holds_config_events_checkpoints_metrics_and_model(finished_run)
         "metrics.json",
     ):
         assert (run_dir / rel).is_file(), f"{rel} missing in {sorted(p.name for p in run_dir.iterdir())}"
-    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*")), "no TensorBoard event file"
+    assert list((run_dir / "tensorboard").rglob("events.out.tfevents.*")), "no TensorBoard event file"
     assert (run_dir / "checkpoints" / "probe" / "last.ckpt").is_file(), "probe step checkpoint"
     assert (run_dir / "checkpoints" / "finetune" / "last.ckpt").is_file(), "finetune step checkpoint"
     assert set(metrics["stages"]) == {"probe", "finetune"}, metrics["stages"]
@@ -56,7 +62,7 @@ def test_tensorboard_has_scalars_and_an_hparams_session_with_real_metrics(finish
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     run_dir, metrics, _ = finished_run
-    acc = EventAccumulator(str(run_dir / "tensorboard"), size_guidance={"scalars": 0, "tensors": 0})
+    acc = EventAccumulator(str(_event_dir(run_dir)), size_guidance={"scalars": 0, "tensors": 0})
     acc.Reload()
     tags = set(acc.Tags()["scalars"])
     for tag in (
@@ -113,3 +119,35 @@ def test_a_later_run_starts_from_the_finished_run(finished_run, tmp_path):
     run_dir, _, _ = finished_run
     out = run_cli("plan", "backbone=checkpoint", f"backbone.weights={run_dir}", "data.image_size=32").stdout
     assert "backbone efficientnet_lite0" in out, out
+
+
+def test_the_run_saves_its_split_and_eval_tests_on_exactly_that_split(finished_run, tmp_path):
+    run_dir, metrics, _ = finished_run
+    split = json.loads((run_dir / "split.json").read_text())
+    members = {k: set(v) for k, v in split["members"].items()}
+    assert split["counts"] == {k: len(v) for k, v in split["members"].items()} and "split.json" in metrics["files"]
+    assert not members["train"] & members["test"] and not members["val"] & members["test"], "splits overlap"
+    # the README's old example: another data.seed would re-split the pool and test on training images
+    out = tmp_path / "reseeded.json"
+    proc = run_cli("eval", str(run_dir), "data.seed=1", "--output", str(out))
+    got = json.loads(out.read_text())
+    assert "data.seed only re-split the run's own data" in proc.stderr, proc.stderr
+    assert got["split"] == "own" and got["in_train"] == 0 and got["tested_samples"] == len(members["test"]), got
+    assert got["test/acc"] == pytest.approx(metrics["final"]["test/acc"], abs=1e-6)
+    assert "on the run's own test split" in proc.stdout
+    for banner in ("GPU available", "TPU available", "💡", "litlogger", "litmodels"):
+        assert banner not in proc.stdout + proc.stderr, f"eval printed Lightning's {banner!r}"
+
+
+def test_eval_refuses_other_data_that_holds_the_runs_training_samples(finished_run, tmp_path):
+    run_dir, _, _ = finished_run
+    # other data (the classes named explicitly) whose larger test split takes samples the run trained on
+    other = ["data.classes=[0,1,2,3,4,5,6,7,8,9]", "data.test_fraction=0.5"]
+    proc = run_cli("eval", str(run_dir), *other, check=False)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "in the run's training split" in proc.stderr and "--allow-overlap" in proc.stderr, proc.stderr
+    out = tmp_path / "overlap.json"
+    proc = run_cli("eval", str(run_dir), *other, "--allow-overlap", "--output", str(out))
+    got = json.loads(out.read_text())
+    assert got["split"] == "other" and got["in_train"] > 0, got
+    assert f"other data ({got['tested_samples']} samples; {got['in_train']} in the run's training split" in proc.stdout

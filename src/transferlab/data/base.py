@@ -86,6 +86,9 @@ class TransferDataModule(pl.LightningDataModule):
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
         self.data_device: torch.device | None = None  # set by place_on when the splits live on a GPU
+        # split → sample ids, stable across runs and configs (a file's path, "<set>/<part>/<index>"); set by
+        # ``setup`` and stored with the run as split.json, so eval can tell the run's test split from other data
+        self.members: dict[str, list[str]] | None = None
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], data_config: DataConfig) -> TransferDataModule:

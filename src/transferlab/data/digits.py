@@ -166,3 +166,9 @@ class DigitsDataModule(TransferDataModule):
         self.train_set = subset(train, augment=True)
         self.val_set = subset(split.val, augment=False)
         self.test_set = subset(split.test, augment=False)
+        # ids: the position in the whole bundled set, the same whichever classes are kept
+        positions = np.flatnonzero(np.isin(_digits_arrays()[1], self.classes))
+        self.members = {
+            name: [f"digits/{positions[i]}" for i in idx]
+            for name, idx in (("train", train), ("val", split.val), ("test", split.test))
+        }

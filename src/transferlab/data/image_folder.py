@@ -200,3 +200,9 @@ class ImageFolderDataModule(TransferDataModule):
         self.train_set = TransformedView(files, train, self.train_tf, self.mode)
         self.val_set = TransformedView(files, own("val", split.val), self.eval_tf, self.mode)
         self.test_set = TransformedView(files, own("test", split.test), self.eval_tf, self.mode)
+        paths = [str(Path(path).resolve()) for path, _ in files.samples]
+        self.members = {
+            "train": [paths[i] for i in train],
+            "val": [paths[i] for i in own("val", split.val)],
+            "test": [paths[i] for i in own("test", split.test)],
+        }

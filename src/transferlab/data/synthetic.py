@@ -115,3 +115,7 @@ class SyntheticDataModule(TransferDataModule):
                 images, labels, self.mean, self.std, self.augment_fn if split == "train" else None
             )
         self.train_set, self.val_set, self.test_set = sets["train"], sets["val"], sets["test"]
+        # generated from the seed: another seed is other data, with no sample in common
+        self.members = {
+            split: [f"synthetic/seed{seed}/{split}/{i}" for i in range(n)] for split, n in self.sizes.items()
+        }

@@ -243,3 +243,8 @@ class TorchvisionDataModule(TransferDataModule):
         self.train_set = TransformedView(pool, train, self.train_tf, self.mode)
         self.val_set = TransformedView(pool, split.val, self.eval_tf, self.mode)
         self.test_set = TransformedView(test, np.arange(len(test)), self.eval_tf, self.mode)  # type: ignore[arg-type]
+        self.members = {
+            "train": [f"{self.name}/train/{i}" for i in train],
+            "val": [f"{self.name}/train/{i}" for i in split.val],
+            "test": [f"{self.name}/test/{i}" for i in range(len(test))],  # type: ignore[arg-type]
+        }

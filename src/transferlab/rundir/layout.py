@@ -6,6 +6,7 @@ A run dir (``outputs/<task>/runs/<time>`` or a sweep job's ``<sweep dir>/<n>``) 
     .transferlab.lock                      held (flock) by the process that runs the job
     config.yaml                            the resolved config (at the end)
     metrics.json                           the results; its presence means "finished"
+    split.json                             the sample ids of the train, val and test splits (what eval checks)
     failure.json                           error, message and traceback of a job that raised
     model.safetensors                      backbone + head, plain-data metadata
     checkpoints/<step>/last.ckpt           what 'transferlab resume' continues from
@@ -22,6 +23,7 @@ from __future__ import annotations
 from pathlib import Path
 
 METRICS_FILE = "metrics.json"
+SPLIT_FILE = "split.json"
 FAILURE_FILE = "failure.json"
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.yaml"

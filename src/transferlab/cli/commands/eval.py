@@ -12,6 +12,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from transferlab.cli.common import HelpFormatter, compose_config, fail, user_errors_exit
 from transferlab.errors import ConfigError
+from transferlab.rundir.split import SavedSplit, SplitCheck, check_split, find_run_dir, read_split, run_split_keys
 
 ORDER = 4
 USAGE = "eval RUN [overrides]"
@@ -20,9 +21,9 @@ SUMMARY = "test a finished run, model.safetensors or .ckpt on its data or anothe
 EXAMPLES = """\
 examples:
   transferlab eval outputs/train/runs/2026-11-24_10-00-00           # the run's own test split
-  transferlab eval outputs/train/runs/2026-11-24_10-00-00/model.safetensors data.seed=1
+  transferlab eval outputs/train/runs/2026-11-24_10-00-00/model.safetensors
   transferlab eval outputs/.../checkpoints/finetune/last.ckpt
-  transferlab eval RUN data=image_folder data.root=~/photos --output eval.json
+  transferlab eval RUN data=image_folder "data.root='~/photos'" --output eval.json   # other data
 """
 
 
@@ -33,7 +34,10 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Reload a finished run (its directory, model.safetensors or a .ckpt) with the resolved config it "
             "saved, and test it. Overrides change the data: 'data.<key>=value' edits the run's own data "
-            "config, 'data=<option>' swaps in another data config from conf/."
+            "config, 'data=<option>' swaps in another data config from conf/. The run's test split is the run's: "
+            "overrides that only re-split the run's own data (data.seed, the fractions, the shots) are put back "
+            "to the run's values; other data is labelled as such, and refused when any of its samples were in the "
+            "run's training or validation split (split.json), unless --allow-overlap."
         ),
         epilog=EXAMPLES,
         formatter_class=HelpFormatter,
@@ -41,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("run", help="run directory, model.safetensors or .ckpt")
     parser.add_argument("overrides", nargs="*", help="data overrides (data=<option>, data.<key>=<value>)")
     parser.add_argument("--output", type=Path, help="also write the metrics to this JSON file")
+    parser.add_argument(
+        "--allow-overlap",
+        action="store_true",
+        help="score data that holds samples the run trained or validated on (labelled with the counts)",
+    )
     return parser
 
 
@@ -61,6 +70,32 @@ def _data_config(saved_config: dict, overrides: list[str]) -> dict:
         first = f"{item}: {err}".splitlines()[0]
         raise ConfigError(f"{first} Fix: check the key against the run's config.yaml.") from None
     return OmegaConf.to_container(data, resolve=True)  # type: ignore[return-value]
+
+
+def _saved_split(path: Path) -> SavedSplit | None:
+    run_dir = find_run_dir(Path(path))
+    try:
+        return read_split(run_dir) if run_dir is not None else None
+    except ValueError as err:
+        fail(f"{err} Fix: evaluate a run dir written by transferlab train, or delete the broken split.json.")
+
+
+def _check_split(split: SavedSplit | None, data: object, allow_overlap: bool) -> tuple[SplitCheck | None, str]:
+    """How the test samples relate to the run's splits, and the label of the evaluation (``own``, ``other``…)."""
+    members = getattr(data, "members", None)
+    if split is None or members is None:
+        return None, "unknown (the run saved no split membership: overlap with its training data is not checked)"
+    check = check_split(split, members["test"])
+    if check.own:
+        return check, "own"
+    if (check.in_train or check.in_val) and not allow_overlap:
+        fail(
+            f"{check.in_train} of the {check.tested} samples to test on were in the run's training split and "
+            f"{check.in_val} in its validation split: a score on them is not a test score. Fix: evaluate on the "
+            "run's own test split (no data overrides), on data the run never saw, or pass --allow-overlap to "
+            "score them anyway (the output then says how many overlap)."
+        )
+    return check, "other"
 
 
 def _parse(value: str):
@@ -88,7 +123,16 @@ def main(argv: list[str]) -> None:
 
     quiet_known_warnings()
     saved = load_saved_model(args.run)
-    data_cfg = _data_config(saved.config, args.overrides)
+    split = _saved_split(saved.path)
+    data_cfg, restored = run_split_keys(_data_config(saved.config, args.overrides), saved.config.get("data") or {})
+    if restored:
+        keys = ", ".join(f"data.{k}" for k in restored)
+        print(
+            f"transferlab eval: note: {keys} only re-split the run's own data, which would put the run's training "
+            "samples into the test set; the run's own split is used. To test on other data, name it "
+            "(data=<option>, data.root=...).",
+            file=sys.stderr,
+        )
     # The run's own config (the same parsers as train), rebuilt as the saved architecture on this machine.
     config = parse_config(saved.config | {"trainer": EVAL_TRAINER, "callbacks": EVAL_CALLBACKS, "resume": False})
     parts = assemble(for_saved_model(config, saved.backbone_name, data_cfg), load_weights=False, data="test")
@@ -103,12 +147,18 @@ def main(argv: list[str]) -> None:
     missing = [k for k in result.missing_keys if k.startswith(("backbone.", "head."))]
     if missing:
         fail(f"{saved.path}: missing tensors {missing[:5]}; the file does not match {saved.backbone_name}.")
+    parts.data.setup("test")
+    check, where = _check_split(split, parts.data, args.allow_overlap)
     with tempfile.TemporaryDirectory(prefix="transferlab-eval-") as scratch:  # nothing is written near the run
         trainer = build_trainer(parts.config.trainer.kwargs, 1, None, [], scratch)
         trainer.test(module, datamodule=parts.data, verbose=False)
     tested = module.epoch_metrics.get("test", {})
-    metrics = {"model": str(saved.path), "data": data_cfg.get("name"), **tested}
+    metrics: dict = {"model": str(saved.path), "data": data_cfg.get("name"), "split": where}
+    if check is not None:
+        metrics.update({"tested_samples": check.tested, "in_train": check.in_train, "in_val": check.in_val})
+    metrics.update(tested)
     print(f"transferlab eval: {saved.path}")
+    print(f"  on {check.label() if check is not None else where}")
     print("  " + "  ".join(f"{k} {v:.4f}" for k, v in tested.items()))
     if args.output:
         args.output.write_text(json.dumps(metrics, indent=2) + "\n")
