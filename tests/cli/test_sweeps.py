@@ -45,7 +45,7 @@ def test_every_job_gets_its_own_dir_with_config_events_and_metrics(grid_sweep):
     assert [d.name for d in done] == ["0", "1"]
     for job in done:
         assert (job / ".hydra" / "config.yaml").is_file() and (job / "config.yaml").is_file()
-        assert list((job / "tensorboard").glob("events.out.tfevents.*"))
+        assert list((job / "tensorboard").rglob("events.out.tfevents.*"))
         metrics = json.loads((job / "metrics.json").read_text())
         assert metrics["run_dir"] == str(job) and 0.0 <= metrics["final"]["test/acc"] <= 1.0
 
@@ -72,7 +72,8 @@ def test_tensorboard_has_an_hparams_row_per_job_with_swept_values_and_a_confusio
     seeds = []
     for job in _done_jobs(sweep):
         metrics = json.loads((job / "metrics.json").read_text())
-        acc = EventAccumulator(str(job / "tensorboard"), size_guidance={"images": 0, "scalars": 0}).Reload()
+        event_dir = next((job / "tensorboard").rglob("events.out.tfevents.*")).parent
+        acc = EventAccumulator(str(event_dir), size_guidance={"images": 0, "scalars": 0}).Reload()
         content = acc.PluginTagToContent("hparams")
         start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
         hparams = start.session_start_info.hparams

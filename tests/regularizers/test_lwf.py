@@ -17,7 +17,7 @@ from transferlab.regularizers.lwf import LwF
 
 def _penalties(run_dir: Path) -> list[float]:
     """The per-step ``train/penalty`` values the run logged to TensorBoard, in step order."""
-    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events = EventAccumulator(str(next((run_dir / "tensorboard").rglob("events.out.tfevents.*")).parent))
     events.Reload()
     assert "train/penalty" in events.Tags()["scalars"], f"no train/penalty in {events.Tags()['scalars']}"
     return [e.value for e in sorted(events.Scalars("train/penalty"), key=lambda e: e.step)]

@@ -60,7 +60,7 @@ def _wait_for(paths: list[Path], seconds: float = 30.0) -> None:
 def test_ddp_makes_one_run_dir_one_event_stream_and_one_checkpoint_set(ddp_run):
     run_dir, _, metrics, _ = ddp_run
     assert metrics["ddp"]["world_size"] == 2
-    assert len(list((run_dir / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    assert len(list((run_dir / "tensorboard").rglob("events.out.tfevents.*"))) == 1
     steps = ["unfreeze", "unfreeze.step1", "unfreeze.step2", "unfreeze.step3"]
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == steps
     for step in steps:

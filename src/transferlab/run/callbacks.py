@@ -94,3 +94,23 @@ def step_callbacks(
 def last_checkpoint_callback(callbacks: list[pl.Callback]) -> LastCheckpoint | None:
     """The step's ``LastCheckpoint``, if it writes one."""
     return next((c for c in callbacks if isinstance(c, LastCheckpoint)), None)
+
+
+def early_stop(trainer: pl.Trainer, planned: int, callbacks: list[pl.Callback]) -> dict[str, Any] | None:
+    """How a callback (``EarlyStopping`` in ``callbacks.extra``) ended a fit before its planned epochs, or ``None``.
+
+    Args:
+        trainer: The step's Trainer after ``fit`` returned.
+        planned: The step's planned epochs.
+        callbacks: The step's callbacks (their ``stopping_reason_message`` says why).
+
+    Returns:
+        ``{"epochs": run, "planned": planned, "reason": text}`` when fewer epochs ran than planned.
+    """
+    run = int(trainer.current_epoch)
+    if not trainer.should_stop or run >= planned:
+        return None
+    reasons = [str(m) for c in callbacks if (m := getattr(c, "stopping_reason_message", None))]
+    names = [type(c).__name__ for c in callbacks if getattr(c, "stopped_epoch", 0)]
+    reason = "; ".join(reasons) or (f"{', '.join(names)} stopped it" if names else "a callback stopped it")
+    return {"epochs": run, "planned": planned, "reason": " ".join(reason.split())}

@@ -24,7 +24,7 @@ from omegaconf import DictConfig
 from transferlab.data.base import TransferDataModule
 from transferlab.errors import ResumeError, RunInterrupted
 from transferlab.run.assembly import RunParts, assemble
-from transferlab.run.callbacks import last_checkpoint_callback, step_callbacks
+from transferlab.run.callbacks import early_stop, last_checkpoint_callback, step_callbacks
 from transferlab.run.checkpoints import ResumePoint, find_resume_point
 from transferlab.run.distributed import (
     check_ranks_in_sync,
@@ -165,6 +165,9 @@ def _run_stages(
                 logger.step_offset += trainer.global_step
             if stop.requested:
                 raise _interrupted(stop, run_dir, step, trainer, callbacks)
+            stopped = early_stop(trainer, step.epochs, callbacks)
+            if stopped is not None:
+                _record_early_stop(state, logger, stage.name, step.label, stopped)
         if stage.carry == "best" and state.best_state is not None:
             module.load_state_dict(state.best_state)
         last_test = {}
@@ -175,6 +178,17 @@ def _run_stages(
     if trainer is None:  # a strategy has at least one stage with at least one epoch; a resume always fits once
         raise RuntimeError("no plan step ran")
     return last_test or _test(trainer, parts, loaders)
+
+
+def _record_early_stop(
+    state: RunState, logger: RunTensorBoardLogger | None, stage: str, label: str, stopped: dict[str, Any]
+) -> None:
+    """Keep an early stop in the run state (``metrics.json``'s stage row) and say it in the log and TensorBoard."""
+    state.early_stops[label] = {"stage": stage, **stopped}
+    text = f"step {label} stopped early after {stopped['epochs']} of {stopped['planned']} epochs: {stopped['reason']}"
+    log.info("%s", text)
+    if logger is not None and is_rank_zero():
+        logger.experiment.add_text("early_stop", text, global_step=logger.step_offset)
 
 
 def _fit(
@@ -193,13 +207,25 @@ def _fit(
 
 
 def _test(trainer: pl.Trainer, parts: RunParts, loaders: dict[str, Any] | None) -> dict[str, Any]:
-    """Test the module: on cached test features if the step trained on them, else on the data module."""
+    """Test the module: on cached test features if the step trained on them, else on the data module.
+
+    The test is logged at the step the fit ended on: the run's logger has already moved its offset past this
+    fit's steps, and Lightning logs the test at the fit's last step again.
+    """
     module = parts.module
-    if module.inputs == "features" and loaders is not None:
-        trainer.test(module, dataloaders=loaders["test"], verbose=False)
-    else:
-        module.use_inputs("images")
-        trainer.test(module, datamodule=parts.data, verbose=False)
+    logger = trainer.logger if isinstance(trainer.logger, RunTensorBoardLogger) else None
+    shift = trainer.global_step if logger is not None else 0
+    if logger is not None:
+        logger.step_offset -= shift
+    try:
+        if module.inputs == "features" and loaders is not None:
+            trainer.test(module, dataloaders=loaders["test"], verbose=False)
+        else:
+            module.use_inputs("images")
+            trainer.test(module, datamodule=parts.data, verbose=False)
+    finally:
+        if logger is not None:
+            logger.step_offset += shift
     module.use_inputs("images")
     return dict(module.epoch_metrics["test"])  # every test ends with on_test_epoch_end, which records it
 

@@ -10,22 +10,39 @@ from omegaconf import OmegaConf
 from transferlab.adapters.apply import merge_adapters
 from transferlab.run.assembly import RunParts
 from transferlab.run.distributed import is_rank_zero
-from transferlab.run.hparams import run_hparams
+from transferlab.run.hparams import sweep_columns
 from transferlab.run.loggers import RunTensorBoardLogger
 from transferlab.run.recorder import RunRecorder
 from transferlab.run.state import RunState
 from transferlab.rundir.export import MODEL_FORMAT, export_model
-from transferlab.rundir.layout import CHECKPOINTS_DIR, CONFIG_FILE, METRICS_FILE, MODEL_FILE, TENSORBOARD_DIR
+from transferlab.rundir.layout import (
+    CHECKPOINTS_DIR,
+    CONFIG_FILE,
+    METRICS_FILE,
+    MODEL_FILE,
+    SPLIT_FILE,
+    TENSORBOARD_DIR,
+)
 from transferlab.rundir.metrics import write_json_atomic
+from transferlab.rundir.split import write_split
 from transferlab.strategies.spec import StageSpec
 
 
 def stage_row(
     state: RunState, stage: StageSpec, seconds: float, recorder: RunRecorder, test: dict[str, Any]
 ) -> dict[str, Any]:
-    """A stage's row: epochs, seconds, its best epoch by the monitored validation metric, and its test."""
+    """A stage's row: epochs run (and planned), seconds, its best epoch by the monitored metric, its test.
+
+    ``epochs`` counts the epochs that really ran: fewer than ``planned_epochs`` when a callback stopped a step
+    early, which ``early_stop`` then records (epochs, planned, reason per step).
+    """
     rows = state.stage_rows(stage.name)
-    row: dict[str, Any] = {"epochs": stage.epochs, "seconds": round(seconds, 2)}
+    row: dict[str, Any] = {"epochs": len(rows) or stage.epochs, "planned_epochs": stage.epochs}
+    stops = [{"step": label, **{k: v for k, v in s.items() if k != "stage"}}
+             for label, s in state.early_stops.items() if s.get("stage") == stage.name]  # fmt: skip
+    if stops:
+        row["early_stop"] = stops
+    row["seconds"] = round(seconds, 2)
     monitor = recorder.monitor
     if rows:
         scored = [r for r in rows if r.get(monitor) is not None]
@@ -34,7 +51,11 @@ def stage_row(
             best = pick(scored, key=lambda r: r[monitor])
         else:
             best = rows[-1]
-        row.update({"val/acc": best.get("val/acc"), "val/loss": best.get("val/loss"), "best_epoch": best["epoch"]})
+        # every validation metric of the best epoch (val/acc, val/loss, per-task ones): what selection reads
+        row.update({k: v for k, v in best.items() if k.startswith("val/")})
+        row.setdefault("val/acc", None)
+        row.setdefault("val/loss", None)
+        row["best_epoch"] = best["epoch"]
         row["train/loss"] = rows[-1].get("train/loss")
     row.update(test)
     return row
@@ -54,7 +75,9 @@ def write_outputs(
     last = state.stages[plan.strategy.stages[-1].name]
     # test/acc first, then test/loss (+ test/<task>/* of a multi-task run)
     final = {"test/acc": last_test["test/acc"], **last_test}
-    final["val/acc"] = last.get("val/acc")
+    # the last stage's validation metrics, so reports choose on validation data (never on test)
+    final.update({k: v for k, v in last.items() if k.startswith("val/")})
+    final.setdefault("val/acc", None)
     resolved = dict(config.resolved)
     if rank_zero:
         (run_dir / CONFIG_FILE).write_text(OmegaConf.to_yaml(resolved))
@@ -77,11 +100,18 @@ def write_outputs(
     if logger is not None:
         files.append(f"{TENSORBOARD_DIR}/")
         logger.step_offset = 0
-        logger.log_hyperparams(
-            run_hparams(resolved, config.options.seed, plan.strategy.name),
-            metrics={f"hparams/{k.replace('/', '_')}": v for k, v in final.items() if v is not None},
+        columns = sweep_columns(resolved, config.options.seed, plan.strategy.name)
+        logger.log_hparams_session(
+            columns.values,
+            columns.swept,
+            {f"hparams/{k.replace('/', '_')}": v for k, v in final.items() if v is not None},
         )
         logger.close()
+    members = getattr(parts.data, "members", None)
+    if members is not None:  # which samples trained, validated and tested: what eval checks against
+        if rank_zero:
+            write_split(run_dir, config.data.get("name"), config.data.get("seed"), members)
+        files.append(SPLIT_FILE)
     if (run_dir / CHECKPOINTS_DIR).is_dir():
         files.append(f"{CHECKPOINTS_DIR}/")
     metrics: dict[str, Any] = {
@@ -90,6 +120,7 @@ def write_outputs(
         "data": config.data.get("name"),
         "strategy": plan.strategy.name,
         "seed": config.options.seed,
+        "optimized_metric": config.options.optimized_metric,
         "num_classes": description["num_classes"],
         "total_params": plan.total_params,
         "seconds": round(seconds, 2),

@@ -30,3 +30,10 @@ class StageProgressBar(TQDMProgressBar):
             self.train_progress_bar.set_description(
                 f"stage {step.stage_index + 1}/{self.num_stages} {step.stage.name} · epoch {epoch}/{step.stage.epochs}"
             )
+
+    @override
+    def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, int | str | float | dict]:
+        """The bar's metrics without ``v_num``: the logger's version is the run's name, not a number."""
+        metrics = super().get_metrics(trainer, pl_module)
+        metrics.pop("v_num", None)
+        return metrics

@@ -33,6 +33,7 @@ class RunState:
         best_state: A CPU copy of the module's ``state_dict`` at that epoch (what ``carry: best`` loads).
         step_offset: The TensorBoard step at which the current plan step started.
         ddp_sync: Step label → the weight digest of every rank after that step (under DDP).
+        early_stops: Step label → how a callback ended that step early (stage, epochs run, planned, reason).
     """
 
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -42,6 +43,7 @@ class RunState:
     best_state: dict[str, torch.Tensor] | None = None
     step_offset: int = 0
     ddp_sync: dict[str, list[str]] = field(default_factory=dict)
+    early_stops: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def begin_stage(self, mode: str = "max") -> None:
         """Forget the previous stage's best weights (each stage carries its own best)."""
@@ -63,6 +65,7 @@ class RunState:
             "best_state": self.best_state,
             "step_offset": self.step_offset,
             "ddp_sync": copy.deepcopy(self.ddp_sync),
+            "early_stops": copy.deepcopy(self.early_stops),
             "rng": rng_state(),
         }
 
@@ -84,6 +87,7 @@ class RunState:
             best_state=data["best_state"],
             step_offset=int(data["step_offset"]),
             ddp_sync=copy.deepcopy(data["ddp_sync"]),
+            early_stops=copy.deepcopy(data.get("early_stops", {})),  # absent in checkpoints of 0.x runs
         )
 
     @staticmethod

@@ -39,12 +39,18 @@ def format_summary(metrics: dict[str, Any]) -> str:
     """
     rows = [("stage", "epochs", "best val/acc", "test/acc", "seconds")]
     for name, m in metrics["stages"].items():
-        rows.append((name, str(m["epochs"]), _fmt(m.get("val/acc")), _fmt(m.get("test/acc")), f"{m['seconds']:.1f}"))
+        epochs = str(m["epochs"])
+        if m.get("early_stop"):  # a callback stopped a step early: say so where the epochs are counted
+            epochs += f" of {m.get('planned_epochs', '?')} (stopped early)"
+        rows.append((name, epochs, _fmt(m.get("val/acc")), _fmt(m.get("test/acc")), f"{m['seconds']:.1f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"transferlab: run finished in {metrics['seconds']:.1f} s → {metrics['run_dir']}"]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) for r in rows]
     final = metrics["final"]
     lines.append("  final: " + "  ".join(f"{k} {_fmt(v)}" for k, v in final.items()))
+    for name, m in metrics["stages"].items():
+        for stop in m.get("early_stop") or []:
+            lines.append(f"  early stop: {name} step {stop.get('step')}: {stop.get('reason')}")
     lines.append(f"  outputs: {', '.join(metrics['files'])}")
     lines.append(f"  dashboards: tensorboard --logdir {metrics['run_dir']}")
     return "\n".join(lines)
