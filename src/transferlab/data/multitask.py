@@ -39,7 +39,7 @@ WEIGHTINGS: tuple[str, ...] = get_args(Weighting)
 MULTITASK = "multitask"
 """The ``data.name`` that selects multi-task hard sharing."""
 
-KEYS: tuple[str, ...] = ("name", "tasks", "loss_weighting", "loss_weights")
+KEYS: tuple[str, ...] = ("name", "tasks", "loss_weighting", "loss_weights", "image_size")
 """Keys of the multi-task ``data`` group (each task has its own full data config)."""
 
 _TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -129,6 +129,8 @@ class MultiTaskDataModule(pl.LightningDataModule):
                 )
             if task_cfg.get("name") == MULTITASK:
                 raise ConfigError(f"data.tasks.{task}.name=multitask: tasks cannot nest. Fix: name a data set.")
+            if cfg.get("image_size") is not None:  # one size for every task (what debug=fast sets)
+                task_cfg = {**task_cfg, "image_size": cfg["image_size"]}
             try:
                 tasks[task] = build_data(task_cfg, data_config)
             except ConfigError as err:

@@ -107,7 +107,7 @@ class StrategySpec:
 
 
 _STAGE_FIELDS = {f.name: f for f in dataclasses.fields(StageSpec) if f.name != "name"}
-_STRATEGY_KEYS = ("name", "init", "head_dropout", "shared_groups", "adapter", "stages")
+_STRATEGY_KEYS = ("name", "init", "head_dropout", "shared_groups", "adapter", "stages", "max_stage_epochs")
 _CHOICES: dict[str, tuple[str, ...]] = {
     "bn": get_args(BnMode),
     "optimizer": get_args(Optimizer),
@@ -239,6 +239,19 @@ def parse_stage(name: str, raw: Mapping[str, Any], where: str) -> StageSpec:
     return spec
 
 
+def _capped(stage: StageSpec, cap: int) -> StageSpec:
+    """``stage`` with at most ``cap`` epochs; its warm-up and unfreeze interval shrink to fit (smoke runs)."""
+    if stage.epochs <= cap:
+        return stage
+    every = stage.unfreeze_every
+    return dataclasses.replace(
+        stage,
+        epochs=cap,
+        warmup_epochs=min(stage.warmup_epochs, cap - 1),
+        unfreeze_every=None if every is None else (min(every, cap - 1) or None),
+    )
+
+
 def parse_strategy(raw: Mapping[str, Any], where: str = "strategy") -> StrategySpec:
     """Validate the ``strategy`` config group and build a :class:`StrategySpec`.
 
@@ -271,6 +284,10 @@ def parse_strategy(raw: Mapping[str, Any], where: str = "strategy") -> StrategyS
         stages.append(parse_stage(str(name), stage_raw, f"{where}.stages.{name}"))
     if not stages:
         raise ConfigError(f"{where}.stages: every stage is null; keep at least one.")
+    cap = raw.get("max_stage_epochs")
+    if cap is not None:
+        cap = _number(f"{where}.max_stage_epochs", cap, kind=int, minimum=1)
+        stages = [_capped(stage, cap) for stage in stages]
     init = raw.get("init", "pretrained")
     if init not in get_args(Init):
         raise ConfigError(
