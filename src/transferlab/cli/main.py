@@ -19,7 +19,7 @@ examples:
   transferlab train                                          # efficientnet_lite0 on digits with lp_ft
   transferlab train strategy=gradual_unfreeze data.shots_per_class=20 seed=1
   transferlab train -m strategy=feature_extraction,finetune,lp_ft seed=0,1,2
-  transferlab validate data=image_folder data.root=~/photos strategy=gradual_unfreeze
+  transferlab validate data=image_folder "data.root='~/photos'" strategy=gradual_unfreeze
   transferlab plan strategy=gradual_unfreeze
   transferlab eval outputs/train/runs/<time>
   transferlab ls backbone
@@ -70,7 +70,13 @@ def main(argv: list[str] | None = None) -> None:
         hint = f" Did you mean 'transferlab {close[0]}'?" if close else ""
         print(f"transferlab: error: unknown command {command!r}.{hint}\n\n{usage()}", file=sys.stderr, end="")
         raise SystemExit(2)
-    load_command(command).main(rest)
+    try:
+        load_command(command).main(rest)
+    except BrokenPipeError:  # `transferlab plan --json | head`: the reader left; stop quietly, as cat does
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own recipe: no flush error
+        raise SystemExit(0) from None
 
 
 if __name__ == "__main__":

@@ -156,7 +156,7 @@ def unparsable(overrides: Sequence[str]) -> str | None:
             parser.parse_overrides([override])
         except OverrideParseException as err:
             detail = _one_line(str(err)).split(" See https://")[0]
-            fix = f"Fix: quote the value, e.g. key='a b'. {_SEE_DOCS}"
+            fix = f"Fix: quote the value for Hydra inside shell quotes, e.g. \"key='a b'\". {_SEE_DOCS}"
             return f"override {override!r} cannot be parsed ({detail}). {fix}"
     return None
 

@@ -55,7 +55,7 @@ def format_plan(plan: Plan, backbone_name: str = "") -> str:
 
 
 def plan_to_dict(plan: Plan, backbone_name: str = "") -> dict[str, Any]:
-    """JSON-ready view of the plan, one row per epoch (``transferlab plan --json``).
+    """JSON-ready view of the plan: one document, its ``epochs`` one entry per epoch (``transferlab plan --json``).
 
     Args:
         plan: The compiled plan.

@@ -19,6 +19,14 @@ examples:
   transferlab plan strategy=lp_ft --json > plan.json
 """
 
+# What plan_to_dict returns; tests/cli/test_plan_json.py checks every key named here against real output.
+JSON_HELP = (
+    "print the plan as one JSON object (indented, on stdout) instead of the table: strategy, backbone, groups "
+    "([{name, params}], stem to top), head_params, total_params and epochs, a list with one entry per epoch of "
+    "the run ([{epoch, stage, step, trainable_groups, trainable_params, lr: {param group: rate}}]), without the "
+    "table's data line"
+)
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``plan`` argument parser."""
@@ -34,9 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=HelpFormatter,
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, as for 'transferlab train'")
-    parser.add_argument(
-        "--json", action="store_true", help="print the plan as one JSON document (its epochs: one row per epoch)"
-    )
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
     return parser
 
 
