@@ -84,15 +84,17 @@ def summarize(out: Path) -> list[dict]:
     """Mean ± std of test accuracy over seeds, per variant and label budget."""
     rows = []
     for label in VARIANTS:
-        cells: dict[str, list[float]] = {}
+        cells: dict[str, list[tuple[float, float]]] = {}
         for metrics_file in sorted((out / _slug(label)).glob("*/metrics.json")):
             cfg = yaml.safe_load((metrics_file.parent / "config.yaml").read_text())
             shots = cfg["data"]["shots_per_class"]
             key = "all" if shots is None else str(shots)
-            cells.setdefault(key, []).append(json.loads(metrics_file.read_text())["final"]["test/acc"])
+            final = json.loads(metrics_file.read_text())["final"]
+            cells.setdefault(key, []).append((final["test/acc"], final["val/acc"]))
         for shots in ("5", "20", "all"):
-            accs = cells.get(shots, [])
-            if accs:
+            pairs = cells.get(shots, [])
+            if pairs:
+                accs, vals = [p[0] for p in pairs], [p[1] for p in pairs]
                 rows.append(
                     {
                         "strategy": label,
@@ -100,9 +102,29 @@ def summarize(out: Path) -> list[dict]:
                         "seeds": len(accs),
                         "test_acc_mean": statistics.mean(accs),
                         "test_acc_std": statistics.stdev(accs) if len(accs) > 1 else 0.0,
+                        "val_acc_mean": statistics.mean(vals),
                     }
                 )
     return rows
+
+
+def chosen_on_validation(rows: list[dict]) -> list[str]:
+    """Per label budget, the strategy with the best mean validation accuracy and its test accuracy beside it.
+
+    The choice is made on validation data only: choosing on the test column above would bias the chosen
+    strategy's test score upwards.
+    """
+    lines = ["| labels | chosen on val/acc | its val/acc | its test/acc (not used to choose) |", "|---|---|---|---|"]
+    for budget in ("5", "20", "all"):
+        candidates = [r for r in rows if r["shots_per_class"] == budget]
+        if candidates:
+            best = max(candidates, key=lambda r: r["val_acc_mean"])
+            name = f"{budget} shots/class" if budget != "all" else "all labels"
+            lines.append(
+                f"| {name} | {best['strategy']} | {best['val_acc_mean']:.3f} | "
+                f"{best['test_acc_mean']:.3f} ± {best['test_acc_std']:.3f} (n={best['seeds']}) |"
+            )
+    return lines
 
 
 def write_tables(rows: list[dict], cmds: list[list[str]]) -> None:
@@ -124,8 +146,13 @@ def write_tables(rows: list[dict], cmds: list[list[str]]) -> None:
                 f"{hit[0]['test_acc_mean']:.3f} ± {hit[0]['test_acc_std']:.3f} (n={hit[0]['seeds']})" if hit else "–"
             )
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    chosen = chosen_on_validation(rows)
     (HERE / "results.md").write_text(
-        "# Digits 0–4 → 5–9: test accuracy, mean ± std over seeds\n\n" + "\n".join(lines) + "\n"
+        "# Digits 0–4 → 5–9: test accuracy, mean ± std over seeds\n\n"
+        + "\n".join(lines)
+        + "\n\n## The strategy chosen on validation accuracy, per label budget\n\n"
+        + "\n".join(chosen)
+        + "\n"
     )
     (HERE / "commands.txt").write_text("\n".join(shlex.join(c) for c in cmds) + "\n")
 

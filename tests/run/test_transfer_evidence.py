@@ -15,7 +15,9 @@ from tests.clitools import run_cli
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 SEEDS = "0,1,2,3,4"
-COMMON = ["callbacks=none", "trainer.enable_progress_bar=false", "data.batch_size=32"]
+# Two jobs at a time (joblib, one torch thread each): these small jobs use 2 cores far better as 2 processes than
+# as 2 threads of one (148 s → 56 s for a 2-seed pretraining sweep on the 2-core dev machine).
+COMMON = ["callbacks=none", "trainer.enable_progress_bar=false", "data.batch_size=32", "hydra/launcher=parallel"]
 
 
 def _sweep(tmp: Path, name: str, *overrides: str) -> dict[tuple, list[float]]:
