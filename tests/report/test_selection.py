@@ -100,3 +100,10 @@ def test_a_run_cannot_optimise_a_test_metric():
     with pytest.raises(ConfigError, match=r"optimized_metric='test/acc': a sweeper optimising a test metric"):
         parse_run_options({"optimized_metric": "test/acc"})
     assert not is_test_metric("val/acc") and not is_test_metric("val/contest_score")
+
+
+def test_a_tie_on_validation_is_reported_as_a_tie_not_broken_by_test(tmp_path):
+    finals = {"a": {"test/acc": 0.80, "val/acc": 0.9}, "b": {"test/acc": 0.99, "val/acc": 0.9}}
+    report = build_report(ReportOptions(dirs=[_sweep(tmp_path, finals)], plots=False))
+    assert report.best.startswith("Best by val/acc (validation, higher is better): strategy=a: 0.9000 (1) (tied with")
+    assert "(tied with strategy=b)" in report.best

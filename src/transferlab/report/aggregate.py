@@ -223,11 +223,22 @@ def best_group(groups: Sequence[Group], metric: str) -> Group | None:
 
     Callers pass a validation metric (see :func:`is_test_metric`): the report never chooses on test data.
     """
+    tied = best_groups(groups, metric)
+    return tied[0] if tied else None
+
+
+#: Means closer than this are a tie (the same number of correct validation samples, summed in another order).
+TIE = 1e-9
+
+
+def best_groups(groups: Sequence[Group], metric: str) -> list[Group]:
+    """The groups whose mean of ``metric`` is the best, in group order (more than one on a tie)."""
     scored = [g for g in groups if metric in g.stats and g.stats[metric].mean is not None]
     if not scored:
-        return None
+        return []
     sign = 1.0 if lower_is_better(metric) else -1.0
-    return min(scored, key=lambda g: sign * g.stats[metric].mean)  # type: ignore[operator]
+    top = min(sign * g.stats[metric].mean for g in scored)  # type: ignore[operator]
+    return [g for g in scored if sign * g.stats[metric].mean - top <= TIE]  # type: ignore[operator]
 
 
 def curve(jobs: Sequence[Job], metric: str) -> tuple[list[int], list[float], list[int], list[int]]:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from transferlab.report.aggregate import Group, Stats, best_group, job_value, lower_is_better, metric_value
+from transferlab.report.aggregate import Group, Stats, best_groups, job_value, lower_is_better, metric_value
 from transferlab.report.collect import DEFAULT, Collection, Job, Missing, parse_overrides
 
 STAT_FIELDS = ("mean", "std", "min", "max", "n")
@@ -99,13 +99,15 @@ def best_line(groups: Sequence[Group], keys: Sequence[str], select: str, report:
     ``Best by val/acc (validation, higher is better): <group>: mean ± std (n); its test/acc: mean ± std (n)``, or
     an empty string for fewer than two groups. ``report`` (the test metric) is shown, never used to choose.
     """
-    best = best_group(groups, select)
-    if best is None or len(groups) < 2:
+    tied = best_groups(groups, select)
+    if not tied or len(groups) < 2:
         return ""
+    best = tied[0]
     direction = "lower" if lower_is_better(select) else "higher"
-    line = (
-        f"Best by {select} (validation, {direction} is better): {best.label(keys)}: {cell(select, best.stats[select])}"
-    )
+    score = cell(select, best.stats[select])
+    line = f"Best by {select} (validation, {direction} is better): {best.label(keys)}: {score}"
+    if len(tied) > 1:  # the same number of correct validation samples: the test score must not break the tie
+        line += f" (tied with {'; '.join(g.label(keys) for g in tied[1:])})"
     if report and report != select and report in best.stats:
         line += f"; its {report} (reported, not used to choose): {cell(report, best.stats[report])}"
     return line
