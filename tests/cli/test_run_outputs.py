@@ -139,6 +139,7 @@ def test_the_run_saves_its_split_and_eval_tests_on_exactly_that_split(finished_r
         assert banner not in proc.stdout + proc.stderr, f"eval printed Lightning's {banner!r}"
 
 
+@pytest.mark.slow  # a real subprocess run: in CI's slow phase, keeping the README suite under 15 min
 def test_eval_refuses_other_data_that_holds_the_runs_training_samples(finished_run, tmp_path):
     run_dir, _, _ = finished_run
     # other data (the classes named explicitly) whose larger test split takes samples the run trained on

@@ -44,6 +44,7 @@ def test_a_good_config_says_ok_with_a_one_line_summary():
         assert needle in lines[1], f"{needle!r} missing from the summary {lines[1]!r}"
 
 
+@pytest.mark.slow  # a real subprocess run: in CI's slow phase, keeping the README suite under 15 min
 def test_json_lists_key_value_message(tmp_path):
     proc = run_cli("validate", *SMALL, "data.batch_size=abc", "seed=-1", "--json", check=False)
     assert proc.returncode == 2, proc.stderr

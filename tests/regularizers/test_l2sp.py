@@ -58,6 +58,7 @@ def test_stronger_l2sp_leaves_the_backbone_closer_to_its_start(tmp_path, start):
     assert distances[100] < 0.5 * distances[0], f"alpha=100 should pull clearly: {distances}"
 
 
+@pytest.mark.slow  # a real subprocess run: in CI's slow phase, keeping the README suite under 15 min
 def test_lower_backbone_lr_alone_leaves_the_backbone_closer(tmp_path, start):
     distances = {}
     for lr in ("1e-3", "1e-4"):

@@ -27,6 +27,7 @@ TINY = [
 ]
 
 
+@pytest.mark.slow  # a real subprocess run: in CI's slow phase, keeping the README suite under 15 min
 def test_report_of_a_real_sweep_equals_each_jobs_metrics(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli("train", "-m", *TINY, f"hydra.sweep.dir={sweep}", f"backbone.weights=null,{MISSING}", "seed=0,1",

@@ -50,6 +50,7 @@ def test_cached_features_train_the_same_head_as_live_features(tmp_path, caplog):
     ]
 
 
+@pytest.mark.slow  # a real subprocess run: in CI's slow phase, keeping the README suite under 15 min
 def test_the_cache_is_reused_by_the_next_job_and_recomputed_when_unreadable(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="transferlab")
     cache = tmp_path / "cache"

@@ -34,6 +34,8 @@ SWEEP = [
 ]
 SWEPT = ["seed", "strategy"]
 
+pytestmark = pytest.mark.slow  # a real 4-job sweep and a tensorboard server (~40 s): CI's slow phase
+
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> tuple[Path, str]:

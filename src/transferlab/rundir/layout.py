@@ -11,7 +11,7 @@ A run dir (``outputs/<task>/runs/<time>`` or a sweep job's ``<sweep dir>/<n>``) 
     model.safetensors                      backbone + head, plain-data metadata
     checkpoints/<step>/last.ckpt           what 'transferlab resume' continues from
     checkpoints/<step>/best-epochNN.ckpt   the step's best epoch by the monitored metric
-    tensorboard/                           event files
+    tensorboard/<run name>/                event files; the name says what the run varies (run/sweep.py)
     train.log                              the job log (Hydra's, appended to)
 
 A sweep dir holds ``multirun.yaml`` (Hydra's basic sweeper) or ``optimization_results.yaml`` (Optuna) and one
