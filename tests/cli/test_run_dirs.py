@@ -67,6 +67,7 @@ def test_a_second_run_in_a_busy_dir_is_refused_and_touches_nothing(tmp_path):
     assert not (run_dir / "failure.json").exists()
 
 
+@pytest.mark.slow  # a real subprocess run: in CI's slow phase, keeping the README suite under 15 min
 def test_resume_of_a_finished_run_rewrites_nothing_and_its_job_identity_stays(tmp_path):
     run_dir = tmp_path / "run"
     run_cli("train", *TINY, f"hydra.run.dir={run_dir}", cwd=tmp_path)

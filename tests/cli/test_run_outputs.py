@@ -115,6 +115,7 @@ def test_exported_model_and_lightning_ckpt_reload_as_a_backbone(finished_run):
         assert torch.equal(tensor, ckpt["state_dict"][f"backbone.{name}"]), f".ckpt: {name} differs"
 
 
+@pytest.mark.slow  # a real subprocess run: in CI's slow phase, keeping the README suite under 15 min
 def test_a_later_run_starts_from_the_finished_run(finished_run, tmp_path):
     run_dir, _, _ = finished_run
     out = run_cli("plan", "backbone=checkpoint", f"backbone.weights={run_dir}", "data.image_size=32").stdout

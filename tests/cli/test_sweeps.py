@@ -94,6 +94,7 @@ def test_tensorboard_has_an_hparams_row_per_job_with_swept_values_and_a_confusio
     assert sorted(seeds) == [0, 1]
 
 
+@pytest.mark.slow  # a real subprocess run: in CI's slow phase, keeping the README suite under 15 min
 def test_unexpected_errors_keep_their_traceback_in_the_job_log(tmp_path):
     # A callback that raises when training starts: a programming-level error, not a transferlab user error
     run_dir = tmp_path / "run"

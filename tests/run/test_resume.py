@@ -74,6 +74,7 @@ def test_a_killed_run_resumes_to_the_same_metrics_and_weights(uninterrupted, tmp
     assert all(torch.equal(weights[k], full_weights[k]) for k in weights), "weights differ after resume"
 
 
+@pytest.mark.slow  # a real subprocess run: in CI's slow phase, keeping the README suite under 15 min
 def test_a_killed_checkpoint_write_leaves_the_previous_checkpoint_intact(tmp_path):
     run_dir = tmp_path / "killed"
     assert _train(run_dir, KILL_POINTS["checkpoint_write"]) == -9
