@@ -1,5 +1,8 @@
 """Acceptance (slow, ≥ 5 seeds): pretraining on digits 0–4 transfers to digits 5–9 with few labels.
 
+The "more labels" side is 20 labels per class: the all-labels runs (7× the images) would double CI's slowest
+test; experiments/digits_transfer/study.py measures all labels (the gap is level there too).
+
 Real runs end to end: a Hydra multirun pretrains ``small_cnn`` once per seed, then multiruns transfer it.
 """
 
@@ -59,10 +62,10 @@ def results(tmp_path_factory) -> dict[tuple, float]:
     )
     cells = {}
     cells |= _sweep(
-        tmp, "scratch", "strategy=scratch", "strategy.stages.train.epochs=15", "data.shots_per_class=5,null"
+        tmp, "scratch", "strategy=scratch", "strategy.stages.train.epochs=15", "data.shots_per_class=5,20"
     )
     cells |= _sweep(
-        tmp, "finetune", "strategy=finetune", "strategy.stages.finetune.epochs=15", "data.shots_per_class=5,null"
+        tmp, "finetune", "strategy=finetune", "strategy.stages.finetune.epochs=15", "data.shots_per_class=5,20"
     )
     cells |= _sweep(
         tmp,
@@ -79,11 +82,11 @@ def results(tmp_path_factory) -> dict[tuple, float]:
     return means
 
 
-def test_finetuning_from_pretrained_beats_scratch_at_5_shots_and_the_gap_shrinks_with_all_labels(results):
+def test_finetuning_from_pretrained_beats_scratch_at_5_shots_and_the_gap_shrinks_with_more_labels(results):
     gap5 = results[("finetune", "pretrained", 5)] - results[("scratch", "random", 5)]
-    gap_all = results[("finetune", "pretrained", None)] - results[("scratch", "random", None)]
+    gap20 = results[("finetune", "pretrained", 20)] - results[("scratch", "random", 20)]
     assert gap5 >= 0.10, f"fine-tune − scratch at 5 shots = {gap5:.3f}, expected ≥ 0.10 (mean of 5 seeds)"
-    assert gap5 > gap_all + 0.05, f"gap at 5 shots {gap5:.3f} should exceed the all-labels gap {gap_all:.3f}"
+    assert gap5 > gap20 + 0.05, f"gap at 5 shots {gap5:.3f} should exceed the gap at 20 shots {gap20:.3f}"
 
 
 def test_feature_extraction_from_pretrained_beats_a_random_frozen_backbone_at_5_shots(results):
