@@ -61,9 +61,7 @@ def results(tmp_path_factory) -> dict[tuple, float]:
         timeout=1800,
     )
     cells = {}
-    cells |= _sweep(
-        tmp, "scratch", "strategy=scratch", "strategy.stages.train.epochs=15", "data.shots_per_class=5,20"
-    )
+    cells |= _sweep(tmp, "scratch", "strategy=scratch", "strategy.stages.train.epochs=15", "data.shots_per_class=5,20")
     cells |= _sweep(
         tmp, "finetune", "strategy=finetune", "strategy.stages.finetune.epochs=15", "data.shots_per_class=5,20"
     )
