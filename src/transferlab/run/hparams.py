@@ -21,6 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import OmegaConf, open_dict
 
+from transferlab.config.compose import override_key
 from transferlab.run.sweep import SweptKey, current_sweep, job_overrides
 from transferlab.rundir.hydra_files import BOOKKEEPING_KEYS
 
@@ -58,7 +59,7 @@ def overridden_values(resolved: Mapping[str, Any]) -> dict[str, Any]:
     cfg = OmegaConf.create(dict(resolved))
     out: dict[str, Any] = {}
     for override in hydra_cfg.overrides.task:
-        key = override.split("=", 1)[0].lstrip("+~")
+        key = override_key(override)
         if key in BOOKKEEPING_KEYS:
             continue
         if key in choices:
@@ -116,7 +117,7 @@ def _sibling_configs(swept: Sequence[SweptKey]) -> list[dict[str, Any]]:
         for value in key.values:
             if value == str(choices[key.key]):
                 continue
-            overrides = [o for o in base if o.split("=", 1)[0].lstrip("+~") != key.key] + [f"{key.key}={value}"]
+            overrides = [o for o in base if override_key(o) != key.key] + [f"{key.key}={value}"]
             try:
                 cfg = loader.load_configuration(hydra_cfg.job.config_name, overrides, RunMode.RUN)
                 with open_dict(cfg):

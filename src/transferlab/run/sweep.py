@@ -20,6 +20,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.types import RunMode
 
+from transferlab.config.compose import override_key
 from transferlab.rundir.hydra_files import BOOKKEEPING_KEYS
 
 #: Longest TensorBoard run name; longer ones keep their start and get a digest of the whole.
@@ -40,16 +41,12 @@ class SweptKey:
     values: tuple[str, ...] | None
 
 
-def _key(override: str) -> str:
-    return override.split("=", 1)[0].lstrip("+~")
-
-
 def job_overrides() -> list[str]:
     """This job's command-line overrides, less ``hydra.*`` and bookkeeping keys (``resume``)."""
     if not HydraConfig.initialized():
         return []
     task = HydraConfig.get().overrides.task
-    return [o for o in task if _key(o) not in BOOKKEEPING_KEYS and not _key(o).startswith("hydra")]
+    return [o for o in task if override_key(o) not in BOOKKEEPING_KEYS and not override_key(o).startswith("hydra")]
 
 
 def _multirun_task(sweep_dir: Path) -> list[str]:
@@ -70,7 +67,7 @@ def parse_swept(lines: Sequence[str]) -> list[SweptKey]:
             (override,) = parser.parse_overrides([line])
         except Exception:  # a line Hydra itself refused never made a job
             continue
-        key = _key(line)
+        key = override_key(line)
         if not override.is_sweep_override() or key.startswith("hydra") or key in BOOKKEEPING_KEYS:
             continue
         try:
@@ -98,13 +95,13 @@ def current_sweep() -> list[SweptKey] | None:
     swept = parse_swept(lines)
     if swept:
         return swept
-    return [SweptKey(_key(o), None) for o in job_overrides()]
+    return [SweptKey(override_key(o), None) for o in job_overrides()]
 
 
 def job_value(key: str) -> str:
     """This job's value of a swept key: its override, or the group option Hydra chose."""
     for override in reversed(job_overrides()):
-        if _key(override) == key:
+        if override_key(override) == key:
             return override.split("=", 1)[1] if "=" in override else ""
     if HydraConfig.initialized():
         choices = dict(HydraConfig.get().runtime.choices)
