@@ -16,20 +16,12 @@ from typing import Any
 import numpy as np
 
 from transferlab.backbones.base import DataConfig
-from transferlab.data.base import TransferDataModule
+from transferlab.data.file_data import FILE_KEYS, FileDataModule, read_file_options
 from transferlab.data.folders import FolderTree, list_samples, read_tree
-from transferlab.data.image_datasets import (
-    ON_CORRUPT,
-    ImageFileList,
-    OnCorrupt,
-    TransformedView,
-    collate_readable,
-    find_unreadable,
-)
+from transferlab.data.image_datasets import ImageFileList, OnCorrupt, find_unreadable
 from transferlab.data.options import (
     CommonOptions,
     check_split_fractions,
-    read_choice,
     read_common,
     read_float,
     read_required_str,
@@ -37,7 +29,7 @@ from transferlab.data.options import (
 )
 from transferlab.data.registry import register_data
 from transferlab.data.splits import stratified_split, subsample_per_class
-from transferlab.data.transforms import AugmentSpec, eval_transform, parse_augment, train_transform
+from transferlab.data.transforms import AugmentSpec, parse_augment
 from transferlab.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -47,7 +39,7 @@ SHOW_FILES = 5
 
 
 @register_data
-class ImageFolderDataModule(TransferDataModule):
+class ImageFolderDataModule(FileDataModule):
     """Images read from class folders with PIL, augmented and resized by torchvision transforms v2.
 
     The folder tree is read when the module is built, so a missing root, an empty class folder or a class
@@ -78,8 +70,7 @@ class ImageFolderDataModule(TransferDataModule):
     """
 
     name = "image_folder"
-    KEYS = ("root", "shots_per_class", "label_fraction", "val_fraction", "test_fraction", "on_corrupt")
-    collate_fn = staticmethod(collate_readable)
+    KEYS = ("root", "shots_per_class", "label_fraction", "val_fraction", "test_fraction", *FILE_KEYS)
 
     def __init__(
         self,
@@ -94,10 +85,8 @@ class ImageFolderDataModule(TransferDataModule):
         test_fraction: float = 0.2,
         on_corrupt: OnCorrupt = "fail",
     ) -> None:
-        if on_corrupt not in ON_CORRUPT:
-            raise ConfigError(f"data.on_corrupt={on_corrupt!r}: choose one of {', '.join(ON_CORRUPT)}.")
         tree = read_tree(Path(root).expanduser())
-        super().__init__(options, augment or AugmentSpec(), tree.class_names)
+        super().__init__(options, augment or AugmentSpec(), tree.class_names, data_config, on_corrupt=on_corrupt)
         if shots_per_class is not None and label_fraction is not None:
             raise ConfigError("data.shots_per_class and data.label_fraction are both set; leave one null.")
         self.tree: FolderTree = tree
@@ -106,11 +95,6 @@ class ImageFolderDataModule(TransferDataModule):
         check_split_fractions(self.val_fraction, self.test_fraction)
         self.shots_per_class = shots_per_class
         self.label_fraction = label_fraction
-        self.on_corrupt: OnCorrupt = on_corrupt
-        self.skipped: list[Path] = []
-        self.mode = "RGB" if data_config.in_chans == 3 else "L"
-        self.train_tf = train_transform(self.augment, options.image_size, data_config)
-        self.eval_tf = eval_transform(options.image_size, data_config)
         self.samples = self._scan()
 
     @classmethod
@@ -126,14 +110,8 @@ class ImageFolderDataModule(TransferDataModule):
             label_fraction=fraction,
             val_fraction=read_float(cfg, "val_fraction", 0.15, low_open=True),  # type: ignore[arg-type]
             test_fraction=read_float(cfg, "test_fraction", 0.2, low_open=True),  # type: ignore[arg-type]
-            on_corrupt=read_choice(cfg, "on_corrupt", "fail", ON_CORRUPT),  # type: ignore[arg-type]
+            **read_file_options(cfg),
         )
-
-    @property
-    def title(self) -> str:
-        """Name shown by :meth:`describe`, with the count of unreadable files left out."""
-        count = len(self.skipped)
-        return self.name + (f" ({count} unreadable file{'s' if count > 1 else ''} skipped)" if count else "")
 
     def _scan(self) -> dict[str, list[tuple[Path, int]]]:
         """List the images of every split folder (raises on an empty class folder)."""
@@ -197,12 +175,4 @@ class ImageFolderDataModule(TransferDataModule):
                 return carved
             return np.arange(start[name], start[name] + len(self.samples[name]))
 
-        self.train_set = TransformedView(files, train, self.train_tf, self.mode)
-        self.val_set = TransformedView(files, own("val", split.val), self.eval_tf, self.mode)
-        self.test_set = TransformedView(files, own("test", split.test), self.eval_tf, self.mode)
-        paths = [str(Path(path).resolve()) for path, _ in files.samples]
-        self.members = {
-            "train": [paths[i] for i in train],
-            "val": [paths[i] for i in own("val", split.val)],
-            "test": [paths[i] for i in own("test", split.test)],
-        }
+        self.build_splits(files, {"train": train, "val": own("val", split.val), "test": own("test", split.test)})
