@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import lightning.pytorch as pl
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
@@ -76,6 +77,10 @@ class TransferDataModule(pl.LightningDataModule):
     name: ClassVar[str] = ""
     KEYS: ClassVar[tuple[str, ...]] = ()
     collate_fn: ClassVar[Callable[[Any], Any] | None] = None
+    #: Whether a sample carries a multi-hot ``float32`` vector of its labels (several per image) instead of
+    #: one ``int64`` class index; the assembly then builds a multi-label task. Set per instance by sources
+    #: that read it from the data (a label file).
+    multi_label: bool = False
 
     def __init__(self, options: CommonOptions, augment: AugmentSpec, class_names: list[str]) -> None:
         super().__init__()
@@ -131,6 +136,18 @@ class TransferDataModule(pl.LightningDataModule):
     def is_setup(self) -> bool:
         """Whether ``setup`` has built the splits."""
         return self.train_set is not None
+
+    def train_targets(self) -> np.ndarray:
+        """The training split's labels: ``(N,)`` class indices, or ``(N, C)`` 0/1 for multi-label data.
+
+        What class weights (``task.class_weights=auto``) and the balanced sampler count. Call after ``setup``.
+
+        Raises:
+            RuntimeError: Before ``setup``.
+        """
+        if self.train_set is None:
+            raise RuntimeError(f"{type(self).__name__}.train_targets() called before setup(); call setup().")
+        return split_targets(self.train_set)
 
     def place_on(self, device: torch.device) -> str | None:
         """Hold the in-memory splits on ``device`` when it is a GPU and ``data.on_device`` allows it.
@@ -210,3 +227,26 @@ class TransferDataModule(pl.LightningDataModule):
             f"{self.title}: {self.num_classes} classes ({names}), {sizes}, {self.options.image_size} px, "
             f"batch {self.options.batch_size}, {aug}"
         )
+
+
+def split_targets(dataset: Dataset) -> np.ndarray:
+    """Labels of a split's dataset without decoding an image (see :meth:`TransferDataModule.train_targets`).
+
+    Reads ``labels`` of in-memory tensor sets, ``base.targets[indices]`` of a view of a file list or a
+    torchvision set (through the view's label map); any other dataset is iterated once.
+    """
+    labels = getattr(dataset, "labels", None)
+    if isinstance(labels, torch.Tensor):
+        return labels.cpu().numpy()
+    base, indices = getattr(dataset, "base", None), getattr(dataset, "indices", None)
+    targets = getattr(base, "targets", None)
+    if targets is not None and indices is not None:
+        picked = np.asarray([np.asarray(targets[int(i)]) for i in indices])
+        label_map = getattr(dataset, "label_map", None)
+        return picked if label_map is None else np.asarray(label_map)[picked]
+    out = []
+    for i in range(len(dataset)):  # type: ignore[arg-type]
+        item = dataset[i]
+        if item is not None:
+            out.append(np.asarray(item[1].cpu() if isinstance(item[1], torch.Tensor) else item[1]))
+    return np.asarray(out)
