@@ -30,7 +30,7 @@ from transferlab.config.readers import (
 from transferlab.errors import ConfigError
 
 #: Top-level keys parsed by their own group parser (not by this module).
-GROUP_KEYS = ("backbone", "data", "strategy", "regularizer", "trainer")
+GROUP_KEYS = ("backbone", "data", "strategy", "regularizer", "task", "trainer")
 #: Top-level keys of the run itself.
 RUN_KEYS = (
     "task_name",
@@ -106,7 +106,10 @@ class RunOptions:
         test_each_stage: Test the carried weights at the end of every stage.
         export: Write ``model.safetensors``.
         resume: Continue from the newest checkpoint in the run dir.
-        optimized_metric: What ``transferlab train`` returns to Hydra sweepers.
+        optimized_metric: The monitored validation metric, in one place: it picks each stage's best epoch
+            (``carry: best``), names the best checkpoints, is what ``transferlab train`` returns to Hydra
+            sweepers and what ``report`` chooses on. ``None``: the task's own (``val/acc``, or ``val/map`` for
+            multi-label data); the assembly resolves it.
         output_root: ``paths.output_root``.
         data_dir: ``paths.data_dir``.
         tensorboard: ``logger.tensorboard``.
@@ -121,7 +124,7 @@ class RunOptions:
     test_each_stage: bool = True
     export: bool = True
     resume: bool = False
-    optimized_metric: str = "val/acc"
+    optimized_metric: str | None = None
     output_root: str = "outputs"
     data_dir: str = "data"
     tensorboard: bool = True
@@ -158,9 +161,10 @@ def is_test_metric(name: str) -> bool:
     return any(part.startswith("test") for part in name.replace("_", "/").split("/"))
 
 
-def _metric(raw: Mapping[str, Any]) -> str:
-    name = read_str(raw, "optimized_metric", "val/acc", example="val/acc")
-    assert name is not None
+def _metric(raw: Mapping[str, Any]) -> str | None:
+    name = read_str(raw, "optimized_metric", None, nullable=True, example="val/acc")
+    if name is None:  # the task's own: val/acc (one label per image), val/map (multi-label), …
+        return None
     if not _METRIC.match(name):
         raise ConfigError(
             f"optimized_metric={name!r}: expected a metric name such as val/acc or val/loss. "

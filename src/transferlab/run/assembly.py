@@ -27,7 +27,9 @@ from transferlab.model.reinit import reinitialize_groups
 from transferlab.model.tasks.base import Task
 from transferlab.model.tasks.classification import ClassificationTask
 from transferlab.model.tasks.loss_weighting import build_loss_weighting
+from transferlab.model.tasks.losses import balanced_weights, label_counts, positive_weights, resolve_weights
 from transferlab.model.tasks.multitask import MultiTaskHeads
+from transferlab.model.tasks.options import TaskOptions
 from transferlab.regularizers.factory import build_regularizer
 from transferlab.regularizers.source import StartingPoint
 from transferlab.run.spec import RunConfig
@@ -48,6 +50,8 @@ class RunParts:
         data: The data module (set up for ``fit``/``test``, or only checked).
         plan: The compiled strategy.
         start: Where the backbone's weights came from.
+        monitor: The monitored validation metric (``optimized_metric``, or the task's own when that is null).
+        monitor_mode: ``min`` for a loss, else ``max``.
     """
 
     config: RunConfig
@@ -55,6 +59,8 @@ class RunParts:
     data: Any
     plan: Plan
     start: StartingPoint
+    monitor: str = "val/acc"
+    monitor_mode: Literal["max", "min"] = "max"
 
     @property
     def backbone(self) -> nn.Module:
@@ -105,13 +111,75 @@ def build_data_module(config: RunConfig, data_config: Any, mode: DataMode = "fit
     return data
 
 
-def build_task(data: Any, num_features: int, head_dropout: float) -> Task:
-    """The task component the data asks for: one head per task for multi-task data, else a classifier."""
+def build_task(data: Any, num_features: int, head_dropout: float, options: TaskOptions | None = None) -> Task:
+    """The task component the data asks for: one head per task, a multi-label head, or a classifier.
+
+    ``auto`` weights are counted on the training split when the data is set up (else they are ones: validate
+    reads no data).
+
+    Raises:
+        ConfigError: For task options the data's kind of task cannot use (see :func:`check_task_options`).
+    """
+    options = options or TaskOptions()
     features = int(num_features)
+    check_task_options(options, data)
     if isinstance(data, MultiTaskDataModule):
         weighting = build_loss_weighting(data.loss_weighting, data.loss_weights)
         return MultiTaskHeads(features, data.num_classes_per_task, weighting, data.class_names_per_task, head_dropout)
-    return ClassificationTask(features, data.num_classes, list(data.class_names), head_dropout)
+    names, classes = list(data.class_names), int(data.num_classes)
+    counts = label_counts(data.train_targets(), classes) if getattr(data, "is_setup", False) else None
+    weight = resolve_weights(
+        options.class_weights, "class_weights", classes, names, None if counts is None else balanced_weights(counts)
+    )
+    if getattr(data, "multi_label", False):
+        from transferlab.model.tasks.multilabel import MultiLabelTask  # lazy until every run needs it
+
+        samples = len(data.train_set) if counts is not None else 0
+        auto_pos = None if counts is None else positive_weights(counts, samples)
+        pos_weight = resolve_weights(options.pos_weight, "pos_weight", classes, names, auto_pos)
+        return MultiLabelTask(features, classes, names, head_dropout, options, weight=weight, pos_weight=pos_weight)
+    return ClassificationTask(features, classes, names, head_dropout, options, weight=weight)
+
+
+def check_task_options(options: TaskOptions, data: Any) -> None:
+    """Refuse ``task.*`` settings the data's kind of task has no use for (they would silently do nothing).
+
+    Raises:
+        ConfigError: ``task.loss=bce`` or ``task.pos_weight`` with one label per image, ``task.loss=cross_entropy``
+            with multi-label data, or any loss setting with multi-task data (its heads weigh their losses by
+            ``data.loss_weighting``).
+    """
+    name = getattr(data, "name", type(data).__name__)
+    if isinstance(data, MultiTaskDataModule):
+        if options != TaskOptions():
+            raise ConfigError(
+                f"task.*: data={name} trains one head per task with plain cross-entropy, weighted across tasks by "
+                "data.loss_weighting; the task group's loss settings do not apply to it. Fix: task=default."
+            )
+        return
+    if getattr(data, "multi_label", False):
+        if options.loss == "cross_entropy":
+            raise ConfigError(
+                f"task.loss=cross_entropy: data={name} has several labels per image, which softmax cross-entropy "
+                "cannot learn. Fix: task.loss=auto (binary cross-entropy per label) or task.loss=focal."
+            )
+        return
+    if options.loss == "bce":
+        raise ConfigError(
+            f"task.loss=bce: data={name} has one label per image. Fix: task.loss=auto (cross-entropy) or "
+            "task.loss=focal; bce is for multi-label data."
+        )
+    if options.pos_weight is not None:
+        raise ConfigError(
+            f"task.pos_weight={options.pos_weight!r}: weighs the positive term of each label of multi-label data, "
+            f"and data={name} has one label per image. Fix: task.pos_weight=null; use task.class_weights instead."
+        )
+
+
+def monitor_of(config: RunConfig, task: Task) -> tuple[str, Literal["max", "min"]]:
+    """The monitored metric and its direction: ``optimized_metric``, or the task's own; a loss is minimised."""
+    name = config.options.optimized_metric or task.monitor
+    return name, "min" if "loss" in name.rsplit("/", 1)[-1] else "max"
 
 
 def check_task(config: RunConfig, task: Task, data: Any) -> None:
@@ -127,11 +195,11 @@ def check_task(config: RunConfig, task: Task, data: Any) -> None:
             f"regularizer={regularizer}: not supported with data=multitask (no single head). Fix: regularizer=none."
         )
     metric = config.options.optimized_metric
-    if metric not in task.metric_names():
+    if metric is not None and metric not in task.metric_names():
         names = ", ".join(n for n in task.metric_names() if n.startswith("val/"))
         raise ConfigError(
             f"optimized_metric={metric!r}: this run records no such metric; validation metrics: {names}. "
-            "Fix: optimized_metric=val/acc."
+            f"Fix: optimized_metric={task.monitor} (or null for the task's own)."
         )
     declared = config.options.num_classes
     actual = task.describe()["num_classes"]
@@ -161,13 +229,14 @@ def assemble(config: RunConfig, *, load_weights: bool = True, data: DataMode = "
     """
     backbone, start = build_backbone(config, load_weights)
     datamodule = build_data_module(config, backbone.data_config, data)  # type: ignore[attr-defined]
-    task = build_task(datamodule, backbone.num_features, config.strategy.head_dropout)  # type: ignore[arg-type]
+    task = build_task(datamodule, backbone.num_features, config.strategy.head_dropout, config.task)  # type: ignore[arg-type]
     check_task(config, task, datamodule)
+    monitor, mode = monitor_of(config, task)
     regularizer = build_regularizer(config.regularizer, backbone, start) if load_weights else None
     hparams = {"backbone_name": backbone.name, "config": dict(config.resolved)}
     module = TransferModule(backbone, task, regularizer, hparams)
     plan = compile_plan(config.strategy, module.groups.infos(), sum(p.numel() for p in module.head_parameters()))
-    return RunParts(config, module, datamodule, plan, start)
+    return RunParts(config, module, datamodule, plan, start, monitor, mode)
 
 
 def for_saved_model(config: RunConfig, backbone_name: str, data_cfg: dict[str, Any] | None = None) -> RunConfig:

@@ -108,8 +108,7 @@ def run(cfg: DictConfig | RunConfig, run_dir: Path, resume: bool | str | None = 
     log.info("data: %s", parts.data.describe() if hasattr(parts.data, "describe") else type(parts.data).__name__)
     log.info("plan:\n%s", format_plan(parts.plan, parts.module.hparams["backbone_name"]))
     logger = RunTensorBoardLogger(str(run_dir)) if config.options.tensorboard else None
-    task = parts.module.task
-    recorder = RunRecorder(RunState(), task.monitor, task.monitor_mode)
+    recorder = RunRecorder(RunState(), parts.monitor, parts.monitor_mode)
     point = _resume_point(run_dir, parts.plan, resume)
     if point is not None:
         recorder.load_state_dict(point.state)

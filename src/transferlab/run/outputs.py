@@ -120,7 +120,7 @@ def write_outputs(
         "data": config.data.get("name"),
         "strategy": plan.strategy.name,
         "seed": config.options.seed,
-        "optimized_metric": config.options.optimized_metric,
+        "optimized_metric": parts.monitor,  # resolved: the task's own when the config left it null
         "num_classes": description["num_classes"],
         "total_params": plan.total_params,
         "seconds": round(seconds, 2),

@@ -20,6 +20,7 @@ from transferlab.backbones.registry import CHECKPOINT, check_backbone
 from transferlab.config.readers import MISSING, check_keys, read_mapping
 from transferlab.config.run import RunOptions, parse_run_options
 from transferlab.errors import ConfigError, TransferlabError, WeightsError
+from transferlab.model.tasks.options import TaskOptions, parse_task
 from transferlab.regularizers.factory import parse_regularizer
 from transferlab.run.callbacks import build_extra_callbacks
 from transferlab.run.trainer import TrainerSpec, parse_trainer
@@ -45,6 +46,7 @@ class RunConfig:
         backbone: Name and weights value.
         strategy: The parsed strategy.
         regularizer: The plain ``regularizer`` group (checked; built against the backbone by the assembly).
+        task: The head's loss and thresholds (``task.*``).
         trainer: Trainer arguments and speed settings.
         data: The plain ``data`` group (read by the data factory, which needs the backbone's preprocessing).
         resolved: The whole resolved config as plain data (``config.yaml``, HParams, model metadata).
@@ -54,6 +56,7 @@ class RunConfig:
     backbone: BackboneChoice
     strategy: StrategySpec
     regularizer: Mapping[str, Any]
+    task: TaskOptions
     trainer: TrainerSpec
     data: Mapping[str, Any]
     resolved: Mapping[str, Any]
@@ -134,6 +137,7 @@ def parse_config(cfg: DictConfig | Mapping[str, Any]) -> RunConfig:
         backbone=parse_backbone(read_mapping(resolved, "backbone")),
         strategy=parse_strategy(read_mapping(resolved, "strategy")),
         regularizer=_regularizer(read_mapping(resolved, "regularizer")),
+        task=parse_task(resolved.get("task")),
         trainer=parse_trainer(read_mapping(resolved, "trainer")),
         data=_data(resolved),
         resolved=resolved,

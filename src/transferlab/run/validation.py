@@ -182,7 +182,7 @@ def _check_task(config: Any, data: Any, num_features: int, report: ValidationRep
     from transferlab.run.assembly import build_task, check_task
 
     try:
-        check_task(config, build_task(data, num_features, config.strategy.head_dropout), data)
+        check_task(config, build_task(data, num_features, config.strategy.head_dropout, config.task), data)
     except TransferlabError as err:
         report.add_error(err, "data", config.resolved)
 
@@ -215,6 +215,7 @@ def validate_config(cfg: DictConfig | Mapping[str, Any]) -> ValidationReport:
     from transferlab.backbones.registry import CHECKPOINT
     from transferlab.config.run import RunOptions
     from transferlab.data.factory import check_data
+    from transferlab.model.tasks.options import TaskOptions, parse_task
     from transferlab.regularizers.factory import parse_regularizer
     from transferlab.run.callbacks import build_extra_callbacks
     from transferlab.run.spec import RunConfig, parse_backbone, resolve
@@ -244,6 +245,7 @@ def validate_config(cfg: DictConfig | Mapping[str, Any]) -> ValidationReport:
         lambda r: (parse_regularizer(r), r)[1],
         "regularizer.name",
     )
+    task = _collect(report, "task", _group(resolved, "task"), parse_task, "task")
     # The parts that passed (bad keys dropped, defaults in their place) check what needs several groups at once.
     config = None
     if strategy is not None and backbone_choice is not None:
@@ -252,6 +254,7 @@ def validate_config(cfg: DictConfig | Mapping[str, Any]) -> ValidationReport:
             backbone=backbone_choice,
             strategy=strategy,
             regularizer=regularizer or {},
+            task=task or TaskOptions(),
             trainer=trainer or TrainerSpec({"precision": "32-true"}),
             data=_group(resolved, "data"),
             resolved=resolved,

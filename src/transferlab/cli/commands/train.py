@@ -78,7 +78,7 @@ def train_task(cfg: DictConfig) -> float | None:
     clear_failure(run_dir)
     if rank_zero:
         print(summary(metrics), flush=True)
-    metric = str(cfg.get("optimized_metric") or "val/acc")
+    metric = str(metrics.get("optimized_metric") or cfg.get("optimized_metric") or "val/acc")
     value = metrics["final"].get(metric)
     if value is None:
         value = metrics["stages"][list(metrics["stages"])[-1]].get(metric)

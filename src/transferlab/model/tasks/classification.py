@@ -1,4 +1,12 @@
-"""Single-label classification: dropout → one linear head, cross-entropy, accuracy and a confusion matrix."""
+"""Single-label classification: one linear head, its loss, accuracy, balanced accuracy, macro-F1, confusion.
+
+The loss is the ``task`` group's (weighted, smoothed or focal cross-entropy, ``model/tasks/losses.py``).
+
+Balanced accuracy is the mean of the per-class recalls and macro-F1 the mean of the per-class F1 scores, both
+over the classes present in the split (scikit-learn's ``balanced_accuracy_score`` and ``f1_score(average=
+"macro", labels=<present>)``): a rare class counts as much as a common one. Both come from one confusion
+matrix per split, which is synced over processes like every torchmetrics state.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +17,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy, MulticlassConfusionMatrix
+from torchmetrics.classification import MulticlassConfusionMatrix
 
 from transferlab.model.confusion import confusion_figure, per_class_accuracy, scalar_name
 from transferlab.model.epoch_totals import EpochTotals
 from transferlab.model.tasks.base import EpochValues, FeaturesOf, Reduce, Split, StepOutput, Task, named_splits
+from transferlab.model.tasks.losses import single_label_loss
+from transferlab.model.tasks.options import TaskOptions
 from transferlab.strategies.plan import HEAD
 
 
@@ -25,6 +35,8 @@ class ClassificationTask(Task):
         num_classes: Number of classes.
         class_names: Class names, index-aligned (``0..C-1`` when not given).
         head_dropout: Dropout probability before the head.
+        options: The ``task`` group (loss, label smoothing, focal γ).
+        weight: Class weights of the training loss (``task.class_weights`` resolved), or ``None``.
 
     Raises:
         ValueError: For ``num_classes < 1`` or a class-name list of another length.
@@ -36,7 +48,13 @@ class ClassificationTask(Task):
     """
 
     def __init__(
-        self, num_features: int, num_classes: int, class_names: Sequence[str] | None = None, head_dropout: float = 0.0
+        self,
+        num_features: int,
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        head_dropout: float = 0.0,
+        options: TaskOptions | None = None,
+        weight: torch.Tensor | None = None,
     ) -> None:
         super().__init__()
         if num_classes < 1:
@@ -46,6 +64,12 @@ class ClassificationTask(Task):
             raise ValueError(f"{len(names)} class names for {num_classes} classes")
         self.num_classes = num_classes
         self.class_names = names
+        self.options = options or TaskOptions()
+        if weight is not None and weight.shape != (num_classes,):
+            raise ValueError(f"class weights of shape {tuple(weight.shape)} for {num_classes} classes")
+        self.gamma = self.options.focal_gamma if self.options.loss == "focal" else None
+        # a buffer, not a constant: it follows the module to the GPU; not saved (it is counted from the data)
+        self.register_buffer("class_weight", weight, persistent=False)
         self.dropout = nn.Dropout(head_dropout)
         self.head = nn.Linear(int(num_features), num_classes)
         # No host-device sync per step: torchmetrics' input checks (NaN scan, label range via torch.unique)
@@ -54,8 +78,8 @@ class ClassificationTask(Task):
         self.train_totals = EpochTotals()  # plain tensors: a cached-feature step is too small for torchmetrics
         self.val_loss = MeanMetric(nan_strategy="disable")
         self.test_loss = MeanMetric(nan_strategy="disable")
-        self.val_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", **lean)
-        self.test_acc = MulticlassAccuracy(num_classes=num_classes, average="micro", **lean)
+        # accuracy, balanced accuracy and macro-F1 all follow from the confusion counts
+        self.val_confusion = MulticlassConfusionMatrix(num_classes=num_classes, **lean)
         self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes, **lean)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -69,26 +93,27 @@ class ClassificationTask(Task):
 
     # ---- loops ------------------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], features_of: FeaturesOf) -> StepOutput:
-        """Cross-entropy; loss and accuracy accumulate on the device (no per-step sync)."""
+        """The ``task`` group's loss; loss and accuracy accumulate on the device (no per-step sync)."""
         x, y = batch
         features = features_of(x)
         logits = self(features)
-        loss = F.cross_entropy(logits, y)
+        o = self.options
+        loss = single_label_loss(logits, y, weight=self.class_weight, smoothing=o.label_smoothing, gamma=self.gamma)
         self.train_totals.update(loss, logits, y)
         return StepOutput(loss, inputs=x, features=features)
 
     def eval_step(
         self, split: Split, batch: tuple[torch.Tensor, torch.Tensor], features_of: FeaturesOf, dataloader_idx: int = 0
     ) -> None:
-        """Accumulate loss and accuracy (and the confusion matrix when testing)."""
+        """Accumulate the plain (unweighted) loss and the confusion counts."""
         x, y = batch
         logits = self(features_of(x))
+        loss = F.cross_entropy(logits, y)  # unweighted: val/loss compares across loss settings
         if split == "val":
-            self.val_loss.update(F.cross_entropy(logits, y), weight=y.numel())
-            self.val_acc.update(logits, y)
+            self.val_loss.update(loss, weight=y.numel())
+            self.val_confusion.update(logits, y)
         else:
-            self.test_loss.update(F.cross_entropy(logits, y), weight=y.numel())
-            self.test_acc.update(logits, y)
+            self.test_loss.update(loss, weight=y.numel())
             self.test_confusion.update(logits, y)
 
     def reset(self, split: Split) -> None:
@@ -97,10 +122,9 @@ class ClassificationTask(Task):
             self.train_totals.reset()
         elif split == "val":
             self.val_loss.reset()
-            self.val_acc.reset()
+            self.val_confusion.reset()
         else:
             self.test_loss.reset()
-            self.test_acc.reset()
             self.test_confusion.reset()
 
     def epoch_end(self, split: Split, reduce: Reduce) -> EpochValues:
@@ -112,14 +136,17 @@ class ClassificationTask(Task):
             recorded = {"train/loss": float(loss), "train/acc": float(acc)}
             return EpochValues({"train/loss_epoch": loss, "train/acc": acc}, recorded)
         if split == "val":
-            loss, acc = self.val_loss.compute(), self.val_acc.compute()
+            loss, confusion = self.val_loss.compute(), self.val_confusion.compute()
             self.reset(split)
-            return EpochValues({"val/loss": loss, "val/acc": acc}, {"val/loss": float(loss), "val/acc": float(acc)})
-        loss, acc = self.test_loss.compute(), self.test_acc.compute()
+            scores = {"loss": loss, **confusion_scores(confusion)}
+            recorded = {f"val/{k}": float(v) for k, v in scores.items()}
+            return EpochValues({f"val/{k}": v for k, v in scores.items()}, recorded)
+        loss = self.test_loss.compute()
         confusion = self.test_confusion.compute()  # synced over DDP ranks like the other metrics
         self.reset(split)
+        scores = {"loss": loss, **confusion_scores(confusion)}
         per_class = per_class_accuracy(confusion)
-        logged: dict[str, Any] = {"test/loss": loss, "test/acc": acc}
+        logged: dict[str, Any] = {f"test/{k}": v for k, v in scores.items()}
         logged |= {
             f"test/acc_class/{scalar_name(n)}": v
             for n, v in zip(self.class_names, per_class, strict=False)
@@ -135,9 +162,8 @@ class ClassificationTask(Task):
         def draw(stage: str) -> Any:
             return confusion_figure(confusion, names, title=f"test confusion matrix after {stage}")
 
-        return EpochValues(
-            logged, {"test/loss": float(loss), "test/acc": float(acc)}, details, {"test/confusion_matrix": draw}
-        )
+        recorded = {f"test/{k}": float(v) for k, v in scores.items()}
+        return EpochValues(logged, recorded, details, {"test/confusion_matrix": draw})
 
     # ---- description ------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
@@ -145,5 +171,29 @@ class ClassificationTask(Task):
         return {"num_classes": self.num_classes, "class_names": list(self.class_names)}
 
     def metric_names(self) -> list[str]:
-        """``{train,val,test}/{loss,acc}``."""
-        return named_splits({"loss": 0, "acc": 0})
+        """``{train,val,test}/{loss,acc}`` and ``{val,test}/{balanced_acc,macro_f1}``."""
+        extra = [f"{split}/{name}" for split in ("val", "test") for name in ("balanced_acc", "macro_f1")]
+        return named_splits({"loss": 0, "acc": 0}) + extra
+
+
+def confusion_scores(confusion: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Accuracy, balanced accuracy and macro-F1 of a confusion matrix (rows: true class, columns: predicted).
+
+    The class means run over the classes present in the split (a row with a sample), as scikit-learn's
+    ``balanced_accuracy_score`` and ``f1_score(average="macro", labels=<present classes>)``; an empty matrix
+    gives NaN.
+    """
+    c = confusion.double()
+    true, predicted, hits = c.sum(dim=1), c.sum(dim=0), c.diagonal()
+    present = true > 0
+    nan = torch.tensor(float("nan"), device=c.device)
+    if not bool(present.any()):
+        return {"acc": nan.float(), "balanced_acc": nan.float(), "macro_f1": nan.float()}
+    recall = hits[present] / true[present]
+    denominator = (true + predicted)[present]
+    f1 = torch.where(denominator > 0, 2 * hits[present] / denominator.clamp(min=1), torch.zeros_like(denominator))
+    return {
+        "acc": (hits.sum() / c.sum()).float(),
+        "balanced_acc": recall.mean().float(),
+        "macro_f1": f1.mean().float(),
+    }
