@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from transferlab.backbones.base import DataConfig
 from transferlab.data.options import WHERE, CommonOptions
+from transferlab.data.samplers import balanced_sample_weights
 from transferlab.data.tensor_loader import TensorImageDataset, make_loader
 from transferlab.data.transforms import AugmentSpec
 from transferlab.errors import ConfigError
@@ -200,7 +201,14 @@ class TransferDataModule(pl.LightningDataModule):
             pin_memory=o.pin_memory and not on_device,
             collate_fn=type(self).collate_fn,
             train=train,
+            sample_weights=self.sample_weights() if train else None,
         )
+
+    def sample_weights(self) -> np.ndarray | None:
+        """Per-sample weights of the training draws under ``data.sampler=balanced`` (``None``: a plain shuffle)."""
+        if self.options.sampler != "balanced":
+            return None
+        return balanced_sample_weights(self.train_targets())
 
     def train_dataloader(self) -> DataLoader:
         """Return shuffled (seeded) training batches, augmented when augmentation is on."""

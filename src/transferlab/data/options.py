@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from transferlab.config import readers
+from transferlab.data.samplers import SAMPLERS
 from transferlab.errors import ConfigError
 
 WHERE = "data"
@@ -29,6 +30,7 @@ COMMON_KEYS: tuple[str, ...] = (
     "augment",
     "pin_memory",
     "on_device",
+    "sampler",
 )
 """Keys every data set accepts (see :class:`CommonOptions`)."""
 
@@ -109,6 +111,8 @@ class CommonOptions:
         pin_memory: Pin host memory of batches (faster host → GPU copies).
         on_device: Hold in-memory splits on the training GPU (``None`` = when they fit, see
             :meth:`~transferlab.data.base.TransferDataModule.place_on`).
+        sampler: ``shuffle`` (every training sample once per epoch) or ``balanced`` (draws weighted by inverse
+            class frequency, :mod:`transferlab.data.samplers`).
 
     """
 
@@ -118,6 +122,7 @@ class CommonOptions:
     seed: int = 0
     pin_memory: bool = False
     on_device: bool | None = None
+    sampler: str = "shuffle"
 
 
 def read_common(cfg: Mapping[str, Any], default_image_size: int, default_workers: int) -> CommonOptions:
@@ -142,4 +147,5 @@ def read_common(cfg: Mapping[str, Any], default_image_size: int, default_workers
         # Pinning only pays off when batches go to a GPU; on a CPU-only machine it warns and wastes time.
         pin_memory=torch.cuda.is_available() if pin is None else pin,
         on_device=read_bool(cfg, "on_device", None, nullable=True),
+        sampler=read_choice(cfg, "sampler", "shuffle", SAMPLERS),
     )

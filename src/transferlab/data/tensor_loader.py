@@ -12,8 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
+
+from transferlab.data.samplers import BalancedSampler
 
 
 class TensorImageDataset(Dataset):
@@ -163,6 +166,7 @@ def make_loader(
     pin_memory: bool = False,
     collate_fn: Callable[[Any], Any] | None = None,
     train: bool = False,
+    sample_weights: np.ndarray | None = None,
 ) -> DataLoader:
     """Build a DataLoader with the package's conventions.
 
@@ -175,12 +179,21 @@ def make_loader(
         pin_memory: Pin batches in page-locked memory.
         collate_fn: Collate function (``None`` = PyTorch's default).
         train: Whether this is the training loader (then a last batch of one sample is dropped).
+        sample_weights: With ``shuffle``: draw samples with replacement by these weights
+            (:class:`~transferlab.data.samplers.BalancedSampler`, ``data.sampler=balanced``) instead of a shuffle.
 
     """
+    sampler: Sampler[int] | None = None
+    if shuffle:
+        sampler = (
+            EpochShuffleSampler(len(dataset), seed)  # type: ignore[arg-type]
+            if sample_weights is None
+            else BalancedSampler(sample_weights, seed)
+        )
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        sampler=EpochShuffleSampler(len(dataset), seed) if shuffle else None,  # type: ignore[arg-type]
+        sampler=sampler,
         num_workers=num_workers,
         persistent_workers=num_workers > 0,
         pin_memory=pin_memory,

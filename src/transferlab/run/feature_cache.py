@@ -254,6 +254,7 @@ def cached_loaders(cached: CachedFeatures, data: Any, device: torch.device | Non
     nbytes = sum(t.nbytes for t in cached.tensors.values())
     place = fits_on_device(getattr(o, "on_device", None), device, nbytes)
     datasets = {split: cached.dataset(split) for split in SPLITS}
+    weights = data.sample_weights() if hasattr(data, "sample_weights") else None
     if place:
         for ds in datasets.values():
             ds.features, ds.labels = ds.features.to(device), ds.labels.to(device)
@@ -266,6 +267,8 @@ def cached_loaders(cached: CachedFeatures, data: Any, device: torch.device | Non
             num_workers=0,  # an index_select per batch; worker processes would only add overhead
             collate_fn=pass_batch,
             train=split == "train",
+            # the live loader's draws (data.sampler=balanced): cached features are in the train split's order
+            sample_weights=weights if split == "train" else None,
         )
         for split in SPLITS
     }
