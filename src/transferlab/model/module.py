@@ -216,7 +216,9 @@ class TransferModule(pl.LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         """Log the validation metrics (recorded only outside Lightning's sanity check)."""
-        self._end_epoch("val", prog_bar=True, record=not self.trainer.sanity_checking)
+        sanity = bool(self.trainer.sanity_checking)
+        self.task.sanity_checking = sanity  # what the task may learn from validation (thresholds) waits for real epochs
+        self._end_epoch("val", prog_bar=True, record=not sanity)
 
     def on_test_epoch_end(self) -> None:
         """Log the test metrics (per-class accuracy ``test/acc_class/<name>`` included) and the test figures."""

@@ -69,10 +69,14 @@ class Task(nn.Module):
     Attributes:
         monitor: The validation metric that picks the best epoch (``carry: best``, best checkpoints).
         monitor_mode: ``max`` when higher is better.
+        sanity_checking: Set by the module while Lightning's sanity check runs a few validation batches before
+            a fit: their metrics are logged, never recorded, and a task must not learn from them (the
+            multi-label task tunes its thresholds on real validation epochs only).
     """
 
     monitor: str = "val/acc"
     monitor_mode: Literal["max", "min"] = "max"
+    sanity_checking: bool = False
 
     # ---- parameters ---------------------------------------------------------------------------------
     def head_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -107,6 +111,10 @@ class Task(nn.Module):
     def describe(self) -> dict[str, Any]:
         """Plain data saved with checkpoints and exports: ``num_classes``, ``class_names`` (and per-task names)."""
         raise NotImplementedError
+
+    def export_metadata(self) -> dict[str, Any]:
+        """Plain data for the export's metadata beyond :meth:`describe`, known only after training (thresholds)."""
+        return {}
 
     def metric_names(self) -> list[str]:
         """Every metric name the task records (``val/acc``, …): what ``optimized_metric`` may name."""
