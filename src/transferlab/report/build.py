@@ -105,6 +105,26 @@ def selection_metric(requested: str | None, done: Sequence[Job]) -> str:
     return requested
 
 
+def default_metrics(
+    options: ReportOptions, select: str, metrics: Sequence[str], done: Sequence[Job]
+) -> tuple[str, str]:
+    """The headline and curve metrics: as asked, except that the defaults follow the selection metric.
+
+    ``test/acc`` and ``val/acc`` are the defaults of single-label runs; runs that record neither (multi-label:
+    ``val/map``) get the test counterpart of the selection metric (``test/map``) and the selection metric's own
+    curve instead of an error.
+    """
+    headline, curve_metric = options.metric, options.curve_metric
+    counterpart = "test/" + select.split("/", 1)[1] if select.startswith("val/") else None
+    if headline == HEADLINE and headline not in metrics and counterpart in metrics:
+        headline = counterpart
+    rows = [row for j in done for row in (j.metrics or {}).get("epochs") or [] if isinstance(row, dict)]
+    recorded = any(curve_metric in row for row in rows)
+    if curve_metric == ReportOptions.curve_metric and not recorded:
+        curve_metric = select
+    return headline, curve_metric
+
+
 def _group_keys(options: ReportOptions, collection: Collection) -> tuple[list[str], bool]:
     done = collection.by_status("done")
     if options.group_by is None:
@@ -146,8 +166,9 @@ def build_report(options: ReportOptions) -> Report:
     done = collection.by_status("done")
     select = selection_metric(options.select_by, done)
     metrics = metric_names(done, first=[select])
-    if done and options.metric not in metrics:
-        raise ReportError(f"--metric {options.metric}: not in the jobs' metrics. Fix: use one of {', '.join(metrics)}.")
+    headline, curve_metric = default_metrics(options, select, metrics, done)
+    if done and headline not in metrics:
+        raise ReportError(f"--metric {headline}: not in the jobs' metrics. Fix: use one of {', '.join(metrics)}.")
     if done and options.select_by is not None and select not in metrics:
         valid = ", ".join(m for m in metrics if not is_test_metric(m) and m != "seconds") or "none"
         raise ReportError(
@@ -167,17 +188,17 @@ def build_report(options: ReportOptions) -> Report:
         plots = [
             p
             for p in (
-                summary_plot(groups, keys, options.metric, out_dir / "summary.png"),
-                curves_plot(groups, keys, options.curve_metric, out_dir / "curves.png"),
+                summary_plot(groups, keys, headline, out_dir / "summary.png"),
+                curves_plot(groups, keys, curve_metric, out_dir / "curves.png"),
             )
             if p is not None
         ]
     replicate = [k for k in options.over if any(k in j.values for j in done)] if options.group_by is None else []
-    text = markdown_report(collection, options.command, keys, replicate, groups, metrics, select, options.metric, plots)
+    text = markdown_report(collection, options.command, keys, replicate, groups, metrics, select, headline, plots)
     report.files.append(write_text_atomic(out_dir / "report.md", text))
     report.files += plots
     report.table = markdown_table(groups, keys, metrics, html=False) if groups else ""
     report.select = select
-    report.best = best_line(groups, keys, select, options.metric)
+    report.best = best_line(groups, keys, select, headline)
     report.problems = problem_lines(collection)
     return report

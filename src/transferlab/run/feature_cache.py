@@ -42,12 +42,17 @@ FORMAT = "transferlab.features.v1"
 _LOADER_ONLY_KEYS = ("batch_size", "num_workers", "pin_memory", "on_device")
 
 
+def label_tensor(labels: torch.Tensor) -> torch.Tensor:
+    """Labels as the tasks read them: ``(N,)`` class indices as int64, ``(N, L)`` multi-hot rows as float32."""
+    return labels.float() if labels.ndim == 2 else labels.long()
+
+
 class FeatureDataset(Dataset):
     """Cached features and labels; a batch is one ``index_select`` (like :class:`TensorImageDataset`)."""
 
     def __init__(self, features: torch.Tensor, labels: torch.Tensor) -> None:
         self.features = features
-        self.labels = labels.long()
+        self.labels = label_tensor(labels)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -143,7 +148,7 @@ def compute_features(backbone: nn.Module, data: Any, device: torch.device, preci
                 feats.append(f.float().cpu())
                 labels.append(y.cpu())
             out[f"{split}.features"] = torch.cat(feats).contiguous()
-            out[f"{split}.labels"] = torch.cat(labels).long().contiguous()
+            out[f"{split}.labels"] = label_tensor(torch.cat(labels)).contiguous()
     finally:
         backbone.to(original)
         backbone.train(was_training)

@@ -53,7 +53,7 @@ def stage_row(
             best = rows[-1]
         # every validation metric of the best epoch (val/acc, val/loss, per-task ones): what selection reads
         row.update({k: v for k, v in best.items() if k.startswith("val/")})
-        row.setdefault("val/acc", None)
+        row.setdefault(monitor, None)
         row.setdefault("val/loss", None)
         row["best_epoch"] = best["epoch"]
         row["train/loss"] = rows[-1].get("train/loss")
@@ -73,11 +73,13 @@ def write_outputs(
     config, module, plan = parts.config, parts.module, parts.plan
     rank_zero = is_rank_zero()  # under DDP every rank gets here; one writes
     last = state.stages[plan.strategy.stages[-1].name]
-    # test/acc first, then test/loss (+ test/<task>/* of a multi-task run)
-    final = {"test/acc": last_test["test/acc"], **last_test}
+    # the task's headline first (test/acc, or test/map of a multi-label run), then test/loss and the rest
+    task = module.task
+    headline = "test/" + task.monitor.split("/", 1)[1]
+    final = ({headline: last_test[headline]} if headline in last_test else {}) | last_test
     # the last stage's validation metrics, so reports choose on validation data (never on test)
     final.update({k: v for k, v in last.items() if k.startswith("val/")})
-    final.setdefault("val/acc", None)
+    final.setdefault(task.monitor, None)
     resolved = dict(config.resolved)
     if rank_zero:
         (run_dir / CONFIG_FILE).write_text(OmegaConf.to_yaml(resolved))
@@ -95,6 +97,8 @@ def write_outputs(
         }
         if "tasks" in description:  # multi-task: the class names of each head (heads.<task>.*)
             metadata["tasks"] = description["tasks"]
+        # what is known only after training: a multi-label head's tuned thresholds (also head.thresholds)
+        metadata.update(task.export_metadata())
         export_model(module, run_dir / MODEL_FILE, metadata)
         files.insert(0, MODEL_FILE)
     if logger is not None:
@@ -127,7 +131,7 @@ def write_outputs(
         "final": final,
         "stages": state.stages,
         "epochs": state.history,
-        # per-class accuracy and confusion counts of the final test
+        # per-class accuracy and confusion counts of the final test (multi-label: per-label AP, F1, thresholds)
         "test_details": module.test_details,
         "files": files,
     }

@@ -23,8 +23,8 @@ def export_model(module: torch.nn.Module, path: Path, metadata: dict[str, Any]) 
     """Write the backbone and head tensors to ``path`` atomically (temp file, then rename).
 
     Args:
-        module: A TransferModule (only ``backbone.*``, ``head.*`` and a multi-task model's ``heads.<task>.*``
-            tensors are written).
+        module: A TransferModule (only ``backbone.*``, ``head.*`` — a multi-label head's tuned
+            ``head.thresholds`` included — and a multi-task model's ``heads.<task>.*`` tensors are written).
         path: Destination ``.safetensors`` file.
         metadata: Plain data; values that are not strings are stored as JSON.
 

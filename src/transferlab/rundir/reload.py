@@ -26,6 +26,7 @@ class SavedModel:
         num_classes: Number of classes of the head.
         class_names: Class names, index-aligned.
         config: The run's resolved config (plain dict).
+        multi_label: Whether the head is multi-label (one sigmoid per label, decided by thresholds).
     """
 
     path: Path
@@ -34,7 +35,24 @@ class SavedModel:
     num_classes: int
     class_names: list[str]
     config: dict[str, Any]
+    multi_label: bool = False
 
+    @property
+    def thresholds(self) -> dict[str, float] | None:
+        """A multi-label head's decision thresholds by label name (tuned on the run's validation split).
+
+        Read from the ``head.thresholds`` tensor, which both ``model.safetensors`` and a ``.ckpt`` hold (the
+        export's metadata repeats them for readers without torch); ``None`` for a single-label head.
+        """
+        tensor = self.state_dict.get(THRESHOLDS_KEY)
+        if not self.multi_label or tensor is None:
+            return None
+        names = self.class_names if len(self.class_names) == len(tensor) else [str(i) for i in range(len(tensor))]
+        return dict(zip(names, map(float, tensor.tolist()), strict=True))
+
+
+#: Where a multi-label head keeps its decision thresholds (a buffer of the head).
+THRESHOLDS_KEY = "head.thresholds"
 
 _FIX_FOREIGN = "To start from foreign weights, train with backbone=<arch> backbone.weights=<file> instead."
 
@@ -55,6 +73,14 @@ def _resolve(path: Path) -> Path:
     return path
 
 
+def _json_or_text(value: str) -> Any:
+    """A metadata value: JSON (numbers, lists, mappings), or the text itself (export stores strings as they are)."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
 def load_saved_model(path: str | Path) -> SavedModel:
     """Read a model saved by ``transferlab train`` without unpickling arbitrary objects.
 
@@ -72,7 +98,7 @@ def load_saved_model(path: str | Path) -> SavedModel:
         if file.suffix == ".safetensors":
             tensors = load_file(str(file))
             meta = read_metadata(file)
-            info = {k: (v if k == "backbone_name" else json.loads(v)) for k, v in meta.items() if k != "format"}
+            info = {k: (v if k == "backbone_name" else _json_or_text(v)) for k, v in meta.items() if k != "format"}
         else:
             ckpt = torch.load(file, map_location="cpu", weights_only=True)
             if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
@@ -111,4 +137,5 @@ def load_saved_model(path: str | Path) -> SavedModel:
         num_classes=int(info["num_classes"]),
         class_names=list(info.get("class_names") or []),
         config=dict(info["config"]),
+        multi_label=bool(info.get("multi_label", False)),
     )

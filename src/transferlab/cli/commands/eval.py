@@ -98,6 +98,17 @@ def _check_split(split: SavedSplit | None, data: object, allow_overlap: bool) ->
     return check, "other"
 
 
+def _check_label_kind(saved: bool, data: bool, path: Path, data_cfg: dict) -> None:
+    """Refuse a multi-label model on single-label data and the reverse (the head's outputs mean other things)."""
+    if saved == data:
+        return
+    kinds = {True: "multi-label (several labels per image)", False: "single-label (one class per image)"}
+    fail(
+        f"{path}: the model is {kinds[saved]} but data '{data_cfg.get('name')}' is {kinds[data]}. "
+        f"Fix: evaluate on data of the model's kind{' (data.multi_label=true)' if saved else ''}."
+    )
+
+
 def _parse(value: str):
     import yaml
 
@@ -143,6 +154,7 @@ def main(argv: list[str]) -> None:
             f"{saved.path}: the model predicts {saved.num_classes} classes but data '{data_cfg.get('name')}' "
             f"has {predicted}. Fix: evaluate on data with the same classes (e.g. data.classes=...)."
         )
+    _check_label_kind(saved.multi_label, bool(module.task.describe().get("multi_label", False)), saved.path, data_cfg)
     result = module.load_state_dict(saved.state_dict, strict=False)
     missing = [k for k in result.missing_keys if k.startswith(("backbone.", "head."))]
     if missing:
@@ -160,6 +172,12 @@ def main(argv: list[str]) -> None:
     print(f"transferlab eval: {saved.path}")
     print(f"  on {check.label() if check is not None else where}")
     print("  " + "  ".join(f"{k} {v:.4f}" for k, v in tested.items()))
+    thresholds = saved.thresholds  # loaded with the head (head.thresholds): never tuned on the data tested here
+    if thresholds is not None:
+        metrics["thresholds"] = thresholds
+        shown = ", ".join(f"{name} {value:.3g}" for name, value in list(thresholds.items())[:8])
+        more = ", …" if len(thresholds) > 8 else ""
+        print(f"  at the thresholds tuned on the run's validation split: {shown}{more}")
     if args.output:
         args.output.write_text(json.dumps(metrics, indent=2) + "\n")
         print(f"  metrics written to {args.output}", file=sys.stderr)
