@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from transferlab.data.splits import stratified_split, subsample_per_class
+from transferlab.data.splits import rarest_label_strata, stratified_split, subsample_per_class
 from transferlab.errors import ConfigError
 
 LABELS = np.repeat(np.arange(4), [20, 10, 5, 2])
@@ -42,3 +42,24 @@ def test_shots_are_exact_and_nested():
 def test_label_fraction_keeps_at_least_one():
     kept = subsample_per_class(LABELS, np.arange(len(LABELS)), 0, label_fraction=0.1)
     assert np.bincount(LABELS[kept]).tolist() == [2, 1, 1, 1], f"got {np.bincount(LABELS[kept])}"
+
+
+def test_rarest_label_strata():
+    targets = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0], [1, 1, 1], [0, 1, 0], [1, 0, 0]], dtype=np.float32)
+    strata = rarest_label_strata(targets)  # label counts 4, 3, 1: rarest is 2, then 1, then 0
+    assert strata.tolist() == [1, 0, 3, 2, 1, 0], f"each sample's rarest positive label, 3 = none: {strata}"
+    assert strata.dtype == np.int64
+    tie = rarest_label_strata(np.array([[1, 1], [1, 1]]))
+    assert tie.tolist() == [0, 0], "a tie goes to the lower label index"
+    with pytest.raises(ValueError, match=r"\(N, C\)"):
+        rarest_label_strata(np.zeros(3))
+
+
+def test_rarest_label_stratification_puts_a_rare_label_in_every_split():
+    rng = np.random.default_rng(0)
+    targets = (rng.random((200, 4)) < [0.9, 0.5, 0.3, 0.0]).astype(np.float32)
+    targets[:5, 3] = 1  # a rare label: 5 of 200 images
+    split = stratified_split(rarest_label_strata(targets), 0.2, 0.2, seed=0)
+    for name in ("train", "val", "test"):
+        assert targets[getattr(split, name), 3].sum() >= 1, f"the rare label is missing from {name}"
+    assert sorted(np.concatenate([split.train, split.val, split.test]).tolist()) == list(range(200))

@@ -2,7 +2,8 @@
 
 Image folders and torchvision data sets both yield ``(PIL image, label)``; a :class:`TransformedView` selects
 the split's indices, converts the image to the model's colour mode (grey MNIST → RGB) and applies the split's
-transform, so both sources share one train/eval pipeline.
+transform, so both sources share one train/eval pipeline. A label is an ``int`` class index, or (multi-label
+label files) a multi-hot ``float32`` tensor of shape ``(C,)``, which the default collate stacks to ``(B, C)``.
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
+import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset, default_collate
 
 from transferlab.errors import DataError
 
 log = logging.getLogger(__name__)
+
+Label = int | torch.Tensor
+"""One sample's label: a class index, or a multi-hot ``float32`` vector of shape ``(C,)`` (multi-label)."""
 
 OnCorrupt = Literal["fail", "skip"]
 """What to do with an image file that cannot be read: stop naming it, or leave it out (counted and logged)."""
@@ -77,23 +82,35 @@ def collate_readable(batch: list[Any]) -> Any:
 class ImageFileList(Dataset):
     """``(path, label)`` pairs loaded lazily as PIL images.
 
+    Attributes:
+        targets: The labels without decoding an image (what :func:`~transferlab.data.base.split_targets`
+            reads): a list of ``int``, or an ``(N, C)`` ``float32`` array of 0/1 for multi-hot labels.
+
     Args:
-        samples: Image paths and their labels.
+        samples: Image paths and their labels: every label an ``int``, or every label a multi-hot vector
+            (a tensor or array of shape ``(C,)``).
         on_corrupt: A file that fails to decode raises a :class:`DataError` naming it (``fail``), or is logged
             and yields ``None``, which :func:`collate_readable` leaves out of its batch (``skip``).
 
     """
 
-    def __init__(self, samples: Sequence[tuple[Path, int]], on_corrupt: OnCorrupt = "fail") -> None:
+    def __init__(self, samples: Sequence[tuple[Path, Any]], on_corrupt: OnCorrupt = "fail") -> None:
         self.samples = list(samples)
-        self.targets = [label for _, label in self.samples]
+        labels = [label for _, label in self.samples]
+        self.multi_hot = bool(labels) and not isinstance(labels[0], int | np.integer)
+        # Multi-hot labels live in one array, not as a tensor object per sample: item lists of many small
+        # objects are copied page by page into every forked worker as their reference counts change.
+        self.targets: list[int] | np.ndarray = (
+            np.stack([np.asarray(label, dtype=np.float32) for label in labels]) if self.multi_hot else labels
+        )
         self.on_corrupt = on_corrupt
 
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> tuple[Image.Image, int] | None:
-        path, label = self.samples[index]
+    def __getitem__(self, index: int) -> tuple[Image.Image, Label] | None:
+        path = self.samples[index][0]
+        label = torch.tensor(self.targets[index]) if self.multi_hot else self.targets[index]
         try:
             # Open the file ourselves and decode now: the handle is released at once (no leak across workers)
             # and a corrupt file fails here, inside the try, with its path in the message.
@@ -116,11 +133,11 @@ class TransformedView(Dataset):
     """A subset of a ``(PIL image, label)`` dataset with a colour mode and a transform.
 
     Args:
-        base: The dataset to index (its items are ``(PIL image, int label)``).
+        base: The dataset to index (its items are ``(PIL image, label)``, an ``int`` or a multi-hot tensor).
         indices: Indices of ``base`` in this split.
         transform: PIL image → tensor.
         mode: PIL colour mode the transform expects (``RGB`` or ``L``).
-        label_map: Optional mapping of ``base``'s labels to this view's labels.
+        label_map: Optional mapping of ``base``'s (``int``) labels to this view's labels.
 
     """
 
@@ -141,12 +158,14 @@ class TransformedView(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, index: int) -> tuple[Any, int] | None:
+    def __getitem__(self, index: int) -> tuple[Any, Label] | None:
         item = self.base[int(self.indices[index])]
         if item is None:  # an unreadable file left out (ImageFileList with on_corrupt=skip)
             return None
         img, label = item
         if img.mode != self.mode:
             img = img.convert(self.mode)
+        if isinstance(label, torch.Tensor) and label.ndim == 1:
+            return self.transform(img), label  # multi-hot: passed on as it is
         label = int(label) if self.label_map is None else int(self.label_map[int(label)])
         return self.transform(img), label

@@ -4,6 +4,9 @@ Every draw is made per class from its own random stream, seeded by ``(seed, purp
 test split of a class depends only on the seed, the class's samples and ``test_fraction`` — not on which other
 classes are kept, on ``val_fraction`` or on the number of shots — and 5-shot results are measured on the same
 test set as 20-shot ones. Shot subsets are nested: the 5 samples of a class are the first 5 of its 20.
+
+Multi-label samples carry several labels; :func:`rarest_label_strata` gives each one stratum (its rarest
+positive label), so the same per-class functions split and subsample them and rare labels reach every split.
 """
 
 from __future__ import annotations
@@ -49,6 +52,31 @@ def _held_count(n: int, fraction: float) -> int:
         return 0
     k = int(np.floor(n * fraction + 0.5))  # round half up: numpy rounds half to even
     return min(max(k, 1), n - 1)
+
+
+def rarest_label_strata(targets: np.ndarray) -> np.ndarray:
+    """One stratum per multi-label sample: the index of its rarest positive label.
+
+    Stratifying on the rarest label is what keeps rare labels in every split: a frequent label shows up in
+    val/test anyway, through the samples that also carry a rarer one. "Rarest" counts positives over the
+    samples given; ties go to the lower label index, so the strata are deterministic.
+
+    Args:
+        targets: ``(N, C)`` multi-hot labels (any value above 0 is positive).
+
+    Returns:
+        ``(N,)`` ``int64`` strata in ``0..C``; ``C`` (one past the last label) is the stratum of the samples
+        with no positive label, so they are split like a class of their own.
+    """
+    positive = np.asarray(targets) > 0
+    if positive.ndim != 2:
+        raise ValueError(f"targets must be (N, C) multi-hot labels, got shape {positive.shape}")
+    n, c = positive.shape
+    # Reorder the labels rarest first; a sample's stratum is then its first positive label in that order.
+    order = np.argsort(positive.sum(axis=0), kind="stable")
+    strata = order[positive[:, order].argmax(axis=1)] if c else np.zeros(n, dtype=np.int64)
+    strata[~positive.any(axis=1)] = c
+    return strata.astype(np.int64)
 
 
 def stratified_split(labels: Sequence[int] | np.ndarray, val_fraction: float, test_fraction: float, seed: int) -> Split:
