@@ -180,8 +180,10 @@ class MultiLabelTask(Task):
         logits = self(features_of(x)).float()
         target = y.to(logits)
         loss, scores, targets = self._states(split)
-        # unweighted: val/loss compares across loss settings
-        loss.update(F.binary_cross_entropy_with_logits(logits, target), weight=target.numel())
+        # Unweighted, so val/loss compares across loss settings. Per element, not the batch mean with a weight:
+        # MeanMetric(nan_strategy="disable") drops weights (torchmetrics 1.9), which would over-weigh a short
+        # last batch; each element counting once gives the mean over the split.
+        loss.update(F.binary_cross_entropy_with_logits(logits, target, reduction="none"))
         scores.update(torch.sigmoid(logits))
         targets.update(target)
 
