@@ -1,4 +1,5 @@
-"""The inputs some shipped config options need to be valid offline: an image folder, an exported model, companions.
+"""The inputs some shipped config options need to be valid offline: an image folder, a label file, an exported
+model, companions.
 
 Used by ``tests/config/test_config_surface.py``; nothing here downloads.
 """
@@ -9,8 +10,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from tests.config import surface
 from tests.config.surface import DATA, Companions
 from transferlab.config.readers import MISSING
+
+#: ``conf/data/label_file.yaml``'s keys whose shipped default is ``null``: their type, and what ``null`` means.
+#: They extend the tables of ``surface.py`` (where they belong, with the other ``null`` defaults; this module only
+#: adds what it finds missing, so moving them there changes nothing).
+LABEL_FILE_NULL_DEFAULTS: dict[str, tuple[type, str]] = {
+    "data.format": (str, "the format from the file's suffix"),
+    "data.label_delimiter": (str, "one label per cell"),
+    "data.split_column": (str, "splits by the fractions"),
+}
+for _path, (_type, _meaning) in LABEL_FILE_NULL_DEFAULTS.items():
+    surface.NULL_DEFAULT_TYPES.setdefault(_path, _type)
+    surface.NULLABLE.setdefault(_path, _meaning)
 
 
 def make_image_folder(root: Path) -> Path:
@@ -22,6 +36,14 @@ def make_image_folder(root: Path) -> Path:
         for i in range(4):
             Image.new("RGB", (8, 8), (60 * index + 10 * i, 0, 0)).save(root / name / f"{i}.png")
     return root
+
+
+def make_label_file(folder: Path) -> Path:
+    """``folder/labels.csv`` listing the images of :func:`make_image_folder` (path, label): ``data=label_file``."""
+    rows = ["path,label"] + [f"{name}/{i}.png,{name}" for name in ("cat", "dog") for i in range(4)]
+    path = folder / "labels.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
 
 
 def export_small_cnn(path: Path) -> Path:
@@ -39,12 +61,16 @@ def companions(folder: Path, weights: Path) -> Companions:
     """The overrides an option needs to be valid on this machine, decided by what the composed option holds."""
     import torch
 
+    label_file = make_label_file(folder)
+
     def needs(group: str, option: str, node: Mapping[str, Any]) -> list[str]:
         extra = []
         if group == "backbone" and node.get("weights") == MISSING:
             extra.append(f"backbone.weights={weights}")
         if group == DATA and "root" in node:
             extra.append(f"data.root={folder}")
+        if group == DATA and node.get("file") == MISSING:
+            extra.append(f"data.file={label_file}")
         if group == "trainer" and node.get("accelerator") in ("gpu", "cuda") and not torch.cuda.is_available():
             extra.append("trainer.accelerator=cpu")  # the option's other keys are still checked here
         if group == "strategy" and isinstance(node.get("adapter"), Mapping):

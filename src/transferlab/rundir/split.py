@@ -18,8 +18,9 @@ from typing import Any
 from transferlab.rundir.layout import SPLIT_FILE
 
 FORMAT = 1
-#: Data keys that only choose which samples of the pool go to which split.
-SPLIT_KEYS = ("seed", "val_fraction", "test_fraction", "shots_per_class", "label_fraction")
+#: Data keys that only choose which samples of the pool go to which split (a label file's ``split_column`` reads
+#: the splits from a column of the same rows: the pool is the file either way).
+SPLIT_KEYS = ("seed", "val_fraction", "test_fraction", "shots_per_class", "label_fraction", "split_column")
 #: Data keys that change neither the pool nor the split (loading, preprocessing, training augmentation).
 NEUTRAL_KEYS = ("batch_size", "num_workers", "pin_memory", "on_device", "image_size", "augment", "on_corrupt")
 
