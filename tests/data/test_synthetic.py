@@ -36,3 +36,27 @@ def test_labels_are_learnable(data_config):
     pred = torch.cdist(test_x.flatten(1), means).argmin(1)
     acc = (pred == test_y).float().mean().item()
     assert acc > 0.9, f"a nearest-class-mean classifier should fit the synthetic data, got accuracy {acc:.2f}"
+
+
+def test_multi_label_rows_are_multi_hot_imbalanced_and_learnable(data_config):
+    from transferlab.model.multilabel_metrics import mean_average_precision
+
+    dm = synthetic(data_config, num_classes=5, multi_label=True)
+    labels = dm.train_set.labels
+    assert dm.multi_label and labels.dtype == torch.float32 and labels.shape == (512, 5), (labels.dtype, labels.shape)
+    assert set(labels.unique().tolist()) == {0.0, 1.0} and dm.class_names[0] == "label_0"
+    frequencies = labels.mean(0)
+    assert frequencies[0] > 0.4 and frequencies[-1] < 0.2 and frequencies[0] > frequencies[-1], frequencies
+    assert (labels.sum(1) > 1).any() and (labels.sum(1) == 0).any(), "several labels per image, and none"
+    assert dm.train_targets().shape == (512, 5)
+    _, y = next(iter(dm.train_dataloader()))
+    assert y.dtype == torch.float32 and y.shape == (64, 5), f"a batch's labels: {y.dtype} {tuple(y.shape)}"
+    # a linear model on the pixels ranks every label: the images carry their labels' patterns
+    train_x, train_y = dm.train_set.__getitems__(range(512))
+    test_x, test_y = dm.test_set.__getitems__(range(len(dm.test_set)))
+    design = torch.cat([train_x.flatten(1), torch.ones(512, 1)], 1)
+    solution = torch.linalg.lstsq(design, train_y).solution
+    scores = torch.cat([test_x.flatten(1), torch.ones(len(test_x), 1)], 1) @ solution
+    assert mean_average_precision(scores.numpy(), test_y.numpy()) > 0.9
+    again = synthetic(data_config, num_classes=5, multi_label=True)
+    assert torch.equal(again.train_set.labels, labels) and torch.equal(again.train_set.images, dm.train_set.images)
