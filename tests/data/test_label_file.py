@@ -184,7 +184,8 @@ def test_delimited_labels_are_multi_hot_float32(tmp_path, images, data_config):
     assert y.dtype == torch.float32 and y.shape == (8, 3) and set(y.unique().tolist()) <= {0.0, 1.0}, y
     targets = dm.train_targets()
     assert targets.shape == (len(dm.train_set), 3) and set(np.unique(targets)) <= {0, 1}, targets.shape
-    assert "multi-label, 3 labels, 1.5 labels/image, 1 images with no label" in dm.describe(), dm.describe()
+    line = dm.describe()
+    assert "multi-label, 3 labels (loud, pet, rare), 1.5 labels/image, 1 images with no label, train" in line, line
 
 
 def test_rare_labels_reach_every_split(tmp_path, images, data_config):
@@ -345,6 +346,10 @@ def test_a_class_too_small_for_the_fractions(tmp_path, images, data_config):
     rows = single_rows(images)[:-8]  # eel keeps 2 images: not enough for train, val and test
     message = error(DataError, write_csv(tmp_path / "labels.csv", ["path", "label"], rows), data_config)
     assert "class 'eel' has 2 images" in message and "needs 3" in message and "data.split_column" in message, message
+    rows = [[p, c, "test" if c == "eel" else "train"] for p, c in single_rows(images)]  # eel: no training row
+    file = write_csv(tmp_path / "split.csv", ["path", "label", "split"], rows)
+    message = error(DataError, file, data_config, split_column="split")
+    assert "class 'eel' has 0 train rows" in message and "reaches train and val" in message, message
 
 
 @pytest.mark.parametrize(

@@ -276,29 +276,39 @@ class LabelFileDataModule(FileDataModule):
         log.warning("data.on_corrupt=skip: left out %d unreadable of %d image files: %s", len(bad), len(keep), shown)
         return np.asarray([i for i in keep if table.paths[i] not in dropped], dtype=np.int64)
 
-    def _check_class_sizes(self, strata: np.ndarray, pool: np.ndarray) -> None:
+    def _check_class_sizes(self, targets: np.ndarray, pool: np.ndarray) -> None:
         """Refuse a class too small to reach every carved split (single-label); warn for multi-label.
 
         :func:`~transferlab.data.splits.stratified_split` never holds out a class's last training sample, so a
-        class of 1 image is in no carved split, and one of 2 in only one of val and test.
+        class of 1 image is in no carved split, and one of 2 in only one of val and test. Classes of
+        ``data.classes`` that the file never names pass (a class list shared with other data).
+
+        Args:
+            targets: Labels of the kept samples.
+            pool: Indices (into ``targets``) of the samples the carved splits come from.
         """
         needed = 1 + (self.val_fraction > 0) + (self.test_fraction > 0)
-        counts = np.bincount(strata[pool], minlength=self.num_classes + 1)
-        small = [c for c in range(self.num_classes) if 0 < counts[c] < needed]
+        if self.multi_label:
+            counts, listed = (targets[pool] > 0).sum(axis=0), (self.table.targets > 0).any(axis=0)
+        else:
+            counts = np.bincount(targets[pool], minlength=self.num_classes)
+            listed = np.bincount(self.table.targets, minlength=self.num_classes) > 0
+        small = [c for c in range(self.num_classes) if listed[c] and counts[c] < needed]
         if not small:
             return
         c, n = small[0], int(counts[small[0]])
         where = "train rows" if self.table.splits is not None else "images"
-        carved = " and ".join(s for s, f in (("val", self.val_fraction), ("test", self.test_fraction)) if f > 0)
+        carved = [s for s, f in (("val", self.val_fraction), ("test", self.test_fraction)) if f > 0]
+        reach = " and ".join(["train", *carved])
         if self.multi_label:
             log.warning(
-                "data.file=%s: %d labels (e.g. '%s', rarest label of %d %s) are too rare to reach %s",
-                self.table.file, len(small), self.class_names[c], n, where, carved,
+                "data.file=%s: %d labels (e.g. '%s', on %d %s) are too rare to reach %s",
+                self.table.file, len(small), self.class_names[c], n, where, reach,
             )  # fmt: skip
             return
         raise DataError(
             f"data.file={self.table.file}: class '{self.class_names[c]}' has {n} {where} ({len(small)} classes have "
-            f"fewer than {needed}); each class needs {needed} so that one reaches train and {carved} "
+            f"fewer than {needed}); each class needs {needed} so that one reaches {reach} "
             f"(data.val_fraction={self.val_fraction}, data.test_fraction={self.test_fraction}). Fix: add images of "
             f"the class, drop its rows, or provide the splits in a column (data.split_column)."
         )
@@ -316,7 +326,7 @@ class LabelFileDataModule(FileDataModule):
         names = np.asarray(table.splits)[keep] if table.splits is not None else np.full(len(keep), "train")
         given = {s: np.flatnonzero(names == s) for s in ("train", "val", "test")}
         pool = given["train"]
-        self._check_class_sizes(strata, pool)
+        self._check_class_sizes(targets, pool)
         carved = stratified_split(strata[pool], self.val_fraction, self.test_fraction, self.options.seed)
         train = subsample_per_class(
             strata,
@@ -337,9 +347,10 @@ class LabelFileDataModule(FileDataModule):
             return text
         per_image = self.table.targets.sum(axis=1)
         none = int((per_image == 0).sum())
-        what = f"multi-label, {self.num_classes} labels, {per_image.mean():.1f} labels/image"
+        names = ", ".join(self.class_names[:5]) + (", …" if self.num_classes > 5 else "")  # as the base's line
+        what = f"multi-label, {self.num_classes} labels ({names}), {per_image.mean():.1f} labels/image"
         what += f", {none} images with no label" if none else ""
-        return text.replace(f"{self.num_classes} classes", what, 1)
+        return text.replace(f"{self.num_classes} classes ({names})", what, 1)
 
 
 def _label(target: np.ndarray) -> Any:
