@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from transferlab.backbones.base import DataConfig
+from transferlab.data.decoded_cache import DecodedCacheOptions
 from transferlab.data.file_data import FILE_KEYS, FileDataModule, read_file_options
 from transferlab.data.folders import FolderTree, list_samples, read_tree
 from transferlab.data.image_datasets import ImageFileList, OnCorrupt, find_unreadable
@@ -62,6 +63,8 @@ class ImageFolderDataModule(FileDataModule):
         val_fraction: Fraction of each class carved for validation when there is no ``val/`` folder.
         test_fraction: Fraction of each class carved for testing when there is no ``test/`` folder.
         on_corrupt: ``fail`` or ``skip`` unreadable image files (see above).
+        decoded_cache: Decode every image once into a memory-mapped file (:mod:`~transferlab.data.decoded_cache`;
+            ``None`` = off, decode every epoch).
 
     Raises:
         DataError: on a missing or malformed folder tree.
@@ -84,9 +87,17 @@ class ImageFolderDataModule(FileDataModule):
         val_fraction: float = 0.15,
         test_fraction: float = 0.2,
         on_corrupt: OnCorrupt = "fail",
+        decoded_cache: DecodedCacheOptions | None = None,
     ) -> None:
         tree = read_tree(Path(root).expanduser())
-        super().__init__(options, augment or AugmentSpec(), tree.class_names, data_config, on_corrupt=on_corrupt)
+        super().__init__(
+            options,
+            augment or AugmentSpec(),
+            tree.class_names,
+            data_config,
+            on_corrupt=on_corrupt,
+            decoded_cache=decoded_cache,
+        )
         if shots_per_class is not None and label_fraction is not None:
             raise ConfigError("data.shots_per_class and data.label_fraction are both set; leave one null.")
         self.tree: FolderTree = tree

@@ -9,25 +9,34 @@ per-sample transforms (per sample so that every image gets its own random crop/f
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, get_worker_info
 
 from transferlab.data.samplers import BalancedSampler
 
 
 class TensorImageDataset(Dataset):
-    """Images and labels held in memory; batches come out normalised, with ``out_chans`` channels.
+    """Images and labels held in memory (or memory-mapped); batches come out normalised, with ``out_chans`` channels.
 
     Args:
-        images: uint8 tensor ``(N, C, H, W)`` with ``C`` 1 or ``out_chans`` (grey images are expanded).
-        labels: int64 tensor ``(N,)``.
+        images: uint8 tensor ``(N, C, H, W)`` with ``C`` 1 or ``out_chans`` (grey images are expanded); any
+            strides (a channels-last view of a memory-mapped file is read in place, see
+            :mod:`transferlab.data.decoded_cache`).
+        labels: ``(N,)`` class indices (kept as int64), or ``(N, K)`` float multi-hot vectors of multi-label
+            data (held as float32).
         mean: Normalisation mean, shape ``(out_chans, 1, 1)``.
         std: Normalisation std, shape ``(out_chans, 1, 1)``.
-        augment: Per-sample transform of a uint8 ``(C, H, W)`` tensor that keeps its size, or ``None``.
+        augment: Per-sample transform of a uint8 ``(C, H, W)`` tensor, or ``None``. It may change the size (a
+            random resized crop of a larger stored image) as long as every output has the same size.
+        exact: Normalise with torchvision's own op sequence (``ToDtype(float32, scale=True)`` then
+            ``Normalize``: multiply by ``1/255``, subtract the mean, divide by the std), so that batches are
+            bit-identical to a live PIL → torchvision pipeline. The default folds the three into one
+            ``addcmul``, which may differ in the last bit.
 
     Raises:
         ValueError: on mismatched shapes or dtypes (a programming error, not user input).
@@ -41,6 +50,8 @@ class TensorImageDataset(Dataset):
         mean: torch.Tensor,
         std: torch.Tensor,
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        *,
+        exact: bool = False,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
@@ -49,9 +60,17 @@ class TensorImageDataset(Dataset):
         self.out_chans = mean.shape[0]
         if images.shape[1] not in (1, self.out_chans):
             raise ValueError(f"images have {images.shape[1]} channels; the model wants {self.out_chans}")
+        if labels.ndim == 2:
+            labels = labels.float()  # multi-hot targets of a multi-label task: casting to long would break them
+        elif labels.ndim == 1:
+            labels = labels.long()
+        else:
+            raise ValueError(f"labels must be (N,) class indices or (N, K) float, got {labels.dtype} {labels.shape}")
         self.images = images
-        self.labels = labels.long()
+        self.labels = labels
         self.augment = augment
+        self.exact = exact
+        self._mean, self._std = mean.float(), std.float()
         # Fold 1/255 into the normalisation: (x/255 - mean) / std == x * scale + shift, one fused pass.
         self._scale = (1.0 / (255.0 * std)).float()
         self._shift = (-mean / std).float()
@@ -78,10 +97,29 @@ class TensorImageDataset(Dataset):
         """
         self.images, self.labels = self.images.to(device), self.labels.to(device)
         self._scale, self._shift = self._scale.to(device), self._shift.to(device)
+        self._mean, self._std = self._mean.to(device), self._std.to(device)
         return self
 
-    def _finish(self, x: torch.Tensor) -> torch.Tensor:
-        """uint8 batch → normalised float batch with ``out_chans`` channels."""
+    @staticmethod
+    def _new_float(shape: Sequence[int], device: torch.device) -> torch.Tensor:
+        """An empty float32 tensor; in a DataLoader worker, in shared memory (as ``default_collate`` does).
+
+        A batch in shared memory goes to the main process as a handle; a plain one would be copied there first.
+        """
+        if device.type == "cpu" and get_worker_info() is not None:
+            proto = torch.empty(0)
+            return proto.new(proto._typed_storage()._new_shared(math.prod(shape))).view(*shape)
+        return torch.empty(tuple(shape), dtype=torch.float32, device=device)
+
+    def _finish(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """uint8 image(s) → normalised float with ``out_chans`` channels (written into ``out`` when given)."""
+        if self.exact or out is not None:
+            # torchvision's ToDtype(scale=True) is ``.to(float32).mul_(1 / 255)``, Normalize ``.sub(mean).div_(std)``;
+            # the same ops in the same order give the same bits (element-wise, so per batch = per sample). The
+            # copy converts and expands grey to out_chans (exact in float32), into shared memory in a worker.
+            if out is None:
+                out = self._new_float((*x.shape[:-3], self.out_chans, *x.shape[-2:]), x.device)
+            return out.copy_(x).mul_(1.0 / 255).sub_(self._mean).div_(self._std)
         # Broadcasting against the (out_chans, 1, 1) statistics turns a grey channel into out_chans channels.
         return torch.addcmul(self._shift, x.float(), self._scale)
 
@@ -94,10 +132,17 @@ class TensorImageDataset(Dataset):
     def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """Return a whole collated batch ``(images, labels)`` (``DataLoader`` passes a batch of indices)."""
         idx = index_on(indices, self.images.device)
-        x = self.images.index_select(0, idx)
-        if self.augment is not None:
-            x = torch.stack([self.augment(img) for img in x])
-        return self._finish(x), self.labels.index_select(0, idx)
+        if self.augment is None:
+            return self._finish(self.images.index_select(0, idx)), self.labels.index_select(0, idx)
+        # Each sample is cut from the stored images directly (a view: no batch copy at the stored size) and
+        # normalised into its slot of the batch while it is in the CPU's cache (one pass over the batch's memory
+        # instead of four; fresh batch memory costs a page fault per 4 KiB, so it is touched once).
+        first = self.augment(self.images[int(indices[0])])
+        out = self._new_float((len(indices), self.out_chans, *first.shape[-2:]), first.device)
+        self._finish(first, out[0])
+        for k, i in enumerate(indices[1:], start=1):
+            self._finish(self.augment(self.images[int(i)]), out[k])
+        return out, self.labels.index_select(0, idx)
 
 
 def index_on(indices: Sequence[int], device: torch.device) -> torch.Tensor:
