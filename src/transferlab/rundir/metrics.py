@@ -37,12 +37,14 @@ def format_summary(metrics: dict[str, Any]) -> str:
     Returns:
         Multi-line text.
     """
-    rows = [("stage", "epochs", "best val/acc", "test/acc", "seconds")]
+    monitor = str(metrics.get("optimized_metric") or "val/acc")  # the stage's best epoch is chosen on it
+    tested = "test/" + monitor.split("/", 1)[1] if monitor.startswith("val/") else "test/acc"
+    rows = [("stage", "epochs", f"best {monitor}", tested, "seconds")]
     for name, m in metrics["stages"].items():
         epochs = str(m["epochs"])
         if m.get("early_stop"):  # a callback stopped a step early: say so where the epochs are counted
             epochs += f" of {m.get('planned_epochs', '?')} (stopped early)"
-        rows.append((name, epochs, _fmt(m.get("val/acc")), _fmt(m.get("test/acc")), f"{m['seconds']:.1f}"))
+        rows.append((name, epochs, _fmt(m.get(monitor)), _fmt(m.get(tested)), f"{m['seconds']:.1f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"transferlab: run finished in {metrics['seconds']:.1f} s → {metrics['run_dir']}"]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) for r in rows]
