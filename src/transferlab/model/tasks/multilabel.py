@@ -207,7 +207,9 @@ class MultiLabelTask(Task):
         empty = np.zeros((0, self.num_labels), dtype=np.float32)
         arrays = []
         for state in states:
-            if state.update_count == 0 and not state.value:  # an epoch without batches
+            # An epoch without batches (limit_val_batches=0). Under DDP every rank sees batches (the distributed
+            # sampler pads the split), so all of them reach compute, which gathers the lists over the ranks.
+            if state.update_count == 0:
                 arrays.append(empty)
                 continue
             value = state.compute().detach().float().cpu().reshape(-1, self.num_labels)
