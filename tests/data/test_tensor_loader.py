@@ -45,3 +45,31 @@ def test_shuffle_order_depends_only_on_seed_and_epoch():
     resumed = EpochShuffleSampler(50, seed=3)  # a restarted run that starts at epoch 2
     assert order(resumed, 2) == orders[2] and order(resumed, 3) == orders[3]
     assert order(EpochShuffleSampler(50, seed=4), 0) != orders[0]
+
+
+def test_exact_normalisation_is_bit_identical_to_torchvision():
+    from torchvision.transforms import v2
+
+    images = torch.randint(0, 256, (5, 3, 7, 6), dtype=torch.uint8)
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    ds = TensorImageDataset(
+        images, torch.arange(5), torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1), exact=True
+    )
+    live = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)])
+    x, _ = ds.__getitems__([4, 0, 2])
+    assert torch.equal(x, torch.stack([live(images[i]) for i in (4, 0, 2)])), "batch path must match torchvision"
+    assert torch.equal(ds[1][0], live(images[1])), "single-sample path must match torchvision"
+    grey = TensorImageDataset(images[:, :1], torch.arange(5), ds._mean, ds._std, exact=True)
+    assert torch.equal(grey[3][0], live(images[3, :1].expand(3, -1, -1))), "grey expands like an RGB conversion"
+
+
+def test_augment_may_change_the_size_and_multi_label_targets_stay_float():
+    images = torch.randint(0, 256, (6, 3, 8, 8), dtype=torch.uint8)
+    targets = torch.tensor([[1, 0, 1], [0, 1, 0]] * 3, dtype=torch.float32)
+    mean, std = torch.zeros(3, 1, 1), torch.ones(3, 1, 1)
+    ds = TensorImageDataset(images, targets, mean, std, augment=lambda img: img[:, 1:6, 2:7])
+    x, y = ds.__getitems__([5, 1, 3])
+    assert x.shape == (3, 3, 5, 5) and ds[0][0].shape == (3, 5, 5), f"crops of 5x5 expected, got {tuple(x.shape)}"
+    assert torch.allclose(x[1], images[1, :, 1:6, 2:7].float() / 255), "each sample gets its own crop"
+    assert y.dtype == torch.float32 and torch.equal(y, targets[[5, 1, 3]]), f"multi-hot labels {y.dtype}"
+    assert dataset().labels.dtype == torch.int64, "class indices stay int64"

@@ -205,7 +205,9 @@ class FileDataModule(TransferDataModule):
                     indices[split] = indices[split][keep]
                 labels = torch.as_tensor(np.asarray(files.targets)[indices[split]])  # (n,) int or (n, C) multi-hot
                 split_augment = augment if split == "train" else None
-                out[split] = TensorImageDataset(images, labels, mean, std, split_augment, exact=True)
+                # bit-identical to live wherever live is deterministic; random crops need no exact bits (one op less)
+                exact = split_augment is None
+                out[split] = TensorImageDataset(images, labels, mean, std, split_augment, exact=exact)
                 start += len(rows)
         return out
 

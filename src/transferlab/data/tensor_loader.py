@@ -113,15 +113,17 @@ class TensorImageDataset(Dataset):
 
     def _finish(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """uint8 image(s) → normalised float with ``out_chans`` channels (written into ``out`` when given)."""
-        if self.exact or out is not None:
+        if out is None and not self.exact:
+            # Broadcasting against the (out_chans, 1, 1) statistics turns a grey channel into out_chans channels.
+            return torch.addcmul(self._shift, x.float(), self._scale)
+        if out is None:
+            out = self._new_float((*x.shape[:-3], self.out_chans, *x.shape[-2:]), x.device)
+        out.copy_(x)  # converts and expands grey to out_chans (exact in float32); shared memory in a worker
+        if self.exact:
             # torchvision's ToDtype(scale=True) is ``.to(float32).mul_(1 / 255)``, Normalize ``.sub(mean).div_(std)``;
-            # the same ops in the same order give the same bits (element-wise, so per batch = per sample). The
-            # copy converts and expands grey to out_chans (exact in float32), into shared memory in a worker.
-            if out is None:
-                out = self._new_float((*x.shape[:-3], self.out_chans, *x.shape[-2:]), x.device)
-            return out.copy_(x).mul_(1.0 / 255).sub_(self._mean).div_(self._std)
-        # Broadcasting against the (out_chans, 1, 1) statistics turns a grey channel into out_chans channels.
-        return torch.addcmul(self._shift, x.float(), self._scale)
+            # the same ops in the same order give the same bits (element-wise, so per batch = per sample).
+            return out.mul_(1.0 / 255).sub_(self._mean).div_(self._std)
+        return out.mul_(self._scale).add_(self._shift)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.images[index]
