@@ -13,7 +13,7 @@ hflip: true}``, batch 64, 2 workers (``num_workers: 2``, persistent), no pinning
 
 Usage (from the repository root)::
 
-    python -m benchmarks.decoded_cache            # recorded numbers (≈ 3 min on 2 CPU cores)
+    python -m benchmarks.decoded_cache            # recorded numbers (≈ 1.5 min on 2 CPU cores)
     python -m benchmarks.decoded_cache --quick    # smoke run (< 1 min)
 """
 
