@@ -14,19 +14,6 @@ from tests.config import surface
 from tests.config.surface import DATA, Companions
 from transferlab.config.readers import MISSING
 
-#: ``conf/data/label_file.yaml``'s keys whose shipped default is ``null``: their type, and what ``null`` means.
-#: They extend the tables of ``surface.py`` (where they belong, with the other ``null`` defaults; this module only
-#: adds what it finds missing, so moving them there changes nothing).
-LABEL_FILE_NULL_DEFAULTS: dict[str, tuple[type, str]] = {
-    "data.format": (str, "the format from the file's suffix"),
-    "data.label_delimiter": (str, "one label per cell"),
-    "data.split_column": (str, "splits by the fractions"),
-}
-for _path, (_type, _meaning) in LABEL_FILE_NULL_DEFAULTS.items():
-    surface.NULL_DEFAULT_TYPES.setdefault(_path, _type)
-    surface.NULLABLE.setdefault(_path, _meaning)
-
-
 def make_image_folder(root: Path) -> Path:
     """Two class folders of four 8×8 PNG images each: enough for ``data=image_folder`` to list and split."""
     from PIL import Image

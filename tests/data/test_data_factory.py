@@ -38,6 +38,11 @@ def test_yaml_composes_and_builds(path, tmp_path, make_tree, data_config):
     root = OmegaConf.create({"seed": 3, "paths": {"data_dir": str(tmp_path)}, "data": OmegaConf.load(path)})
     if root.data.name == "image_folder":
         root.data.root = str(make_tree({"a": 3, "b": 3}))
+    if root.data.name == "label_file":  # a CSV over a generated folder: path relative to the file, one label
+        images = make_tree({"a": 3, "b": 3})
+        rows = "".join(f"{c}/{p.name},{c}\n" for c in "ab" for p in sorted((images / c).iterdir()))
+        (images / "labels.csv").write_text("path,label\n" + rows)
+        root.data.file = str(images / "labels.csv")
     cfg = OmegaConf.to_container(root.data, resolve=True)
     dm = build_data(cfg, data_config)
     assert isinstance(dm, TransferData), f"{path.name}: {type(dm).__name__} does not satisfy TransferData"
