@@ -35,7 +35,7 @@ SOURCES: dict[str, float] = {
 }
 EMPTY_TILE = 0.25  # odds that a tile shows no photo (smooth noise)
 GREY_TILE = 0.035  # odds that a photo tile is turned grey (label "grey")
-SPLITS = {"train": 600, "val": 150, "test": 150}
+SPLITS = {"train": 600, "val": 300, "test": 300}
 
 
 def photos() -> dict[str, np.ndarray]:
