@@ -129,6 +129,9 @@ SPECIAL: dict[str, dict[str, str]] = {
     "tags": {"range": NotApplicable("free-form labels: any word or number is a valid tag")},
     "strategy.name": {"range": NotApplicable("a free-form display name: any non-empty word is valid")},
     "paths.output_root": {"range": NotApplicable("any folder is valid; an unwritable one is the run-dir check's")},
+    "data.decoded_cache.dir": {
+        "range": NotApplicable("any folder is valid; an unusable one falls back to live decoding (logged)")
+    },
     "paths.data_dir": {"range": NotApplicable("any folder is valid; the data group checks the folder it reads")},
     "feature_cache.dir": {"range": NotApplicable("any folder is valid; it is created when features are written")},
 }

@@ -10,9 +10,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tests.config import surface
 from tests.config.surface import DATA, Companions
 from transferlab.config.readers import MISSING
+
 
 def make_image_folder(root: Path) -> Path:
     """Two class folders of four 8×8 PNG images each: enough for ``data=image_folder`` to list and split."""

@@ -20,7 +20,8 @@ def test_the_shipped_defaults_parse_to_typed_values():
     assert options.seed == 0 and options.export is True and options.resume is False
     assert options.callbacks.checkpoint.last_min_interval_s == 30.0 and options.callbacks.checkpoint.save_top_k == 1
     assert options.feature_cache.enabled is True and options.tensorboard is True
-    assert options.optimized_metric is None and options.task_name == "train" and options.tags == ()  # null: the task's own
+    assert options.optimized_metric is None  # null: the task's own
+    assert options.task_name == "train" and options.tags == ()
 
 
 @pytest.mark.parametrize(

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 FORMAT = "transferlab.features.v1"
 # Data keys that change how batches are served, not which images or how they are preprocessed.
-_LOADER_ONLY_KEYS = ("batch_size", "num_workers", "pin_memory", "on_device", "sampler")
+_LOADER_ONLY_KEYS = ("batch_size", "num_workers", "pin_memory", "on_device", "sampler", "decoded_cache")
 
 
 def label_tensor(labels: torch.Tensor) -> torch.Tensor:
