@@ -148,13 +148,9 @@ class SyntheticDataModule(TransferDataModule):
         sample = sample_multilabel_images if self.multi_label else sample_images
         for i, (split, n) in enumerate(self.sizes.items()):
             images, labels = sample(patterns, n, self.noise, seed * 10 + i + 1)
-            dataset = TensorImageDataset(
+            sets[split] = TensorImageDataset(  # multi-hot rows stay float32 there
                 images, labels, self.mean, self.std, self.augment_fn if split == "train" else None
             )
-            if dataset.labels.dtype != labels.dtype:
-                # TensorImageDataset casts labels to int64; multi-hot rows stay float32 (until it keeps them)
-                dataset.labels = labels
-            sets[split] = dataset
         self.train_set, self.val_set, self.test_set = sets["train"], sets["val"], sets["test"]
         # generated from the seed: another seed is other data, with no sample in common
         self.members = {
