@@ -18,6 +18,7 @@ from transferlab.data import build_data
 from transferlab.data import decoded_cache as dc
 from transferlab.data.image_datasets import TransformedView
 from transferlab.data.tensor_loader import TensorImageDataset
+from transferlab.data.transforms import normalization, normalize_images
 from transferlab.errors import ConfigError, DataError
 
 LOGGER = "transferlab.data.decoded_cache"
@@ -69,7 +70,11 @@ def test_eval_tensors_are_bit_identical_to_live_decoding(tmp_path, data_config, 
                 pairs = [(live.train_set[i][0], cached.train_set[i][0]) for i in range(len(live.train_set))]
             else:
                 pairs = list(zip(batches(a), batches(b), strict=True))
-            for x, y in pairs:
+            for x, raw in pairs:
+                # the cache serves uint8; the model normalises on its device with the function used here
+                assert raw.dtype == torch.uint8, raw.dtype
+                y = normalize_images(raw if raw.ndim == 4 else raw[None], *normalization(config))
+                y = y if raw.ndim == 4 else y[0]
                 assert x.shape == y.shape and x.dtype == y.dtype == torch.float32, (x.shape, y.shape)
                 where = f"{split} ({fmt}, {interpolation}, {in_chans} ch)"
                 assert torch.equal(x, y), f"{where}: max diff {(x - y).abs().max()}"
@@ -88,7 +93,7 @@ def test_augmented_train_batches_have_the_size_vary_by_epoch_and_follow_the_seed
 
     first = epoch(0, 0)
     x, y = next(iter(loader))
-    assert x.shape[1:] == (3, 16, 16) and x.dtype == torch.float32 and y.dtype == torch.int64, (x.shape, y.dtype)
+    assert x.shape[1:] == (3, 16, 16) and x.dtype == torch.uint8 and y.dtype == torch.int64, (x.shape, y.dtype)
     assert all(torch.equal(a, b) for a, b in zip(first, epoch(0, 0), strict=True)), "same seed, same batches"
     assert not all(torch.equal(a, b) for a, b in zip(first, epoch(1, 1), strict=True)), "epochs must differ"
 

@@ -33,6 +33,10 @@ class TensorImageDataset(Dataset):
         std: Normalisation std, shape ``(out_chans, 1, 1)``.
         augment: Per-sample transform of a uint8 ``(C, H, W)`` tensor, or ``None``. It may change the size (a
             random resized crop of a larger stored image) as long as every output has the same size.
+        normalize: ``False``: batches stay uint8 images (with the stored channel count) and the consumer
+            normalises them on its device (:func:`~transferlab.data.transforms.normalize_images`; the staged
+            module does it after the batch reaches the GPU): a quarter of the bytes through worker shared memory
+            and the host → GPU copy, and no float pass on the host. The decoded-image cache serves this way.
         exact: Normalise with torchvision's own op sequence (``ToDtype(float32, scale=True)`` then
             ``Normalize``: multiply by ``1/255``, subtract the mean, divide by the std), so that batches are
             bit-identical to a live PIL → torchvision pipeline. The default folds the three into one
@@ -52,6 +56,7 @@ class TensorImageDataset(Dataset):
         augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
         *,
         exact: bool = False,
+        normalize: bool = True,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
             raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
@@ -70,6 +75,7 @@ class TensorImageDataset(Dataset):
         self.labels = labels
         self.augment = augment
         self.exact = exact
+        self.normalize = normalize
         self._mean, self._std = mean.float(), std.float()
         # Fold 1/255 into the normalisation: (x/255 - mean) / std == x * scale + shift, one fused pass.
         self._scale = (1.0 / (255.0 * std)).float()
@@ -101,18 +107,23 @@ class TensorImageDataset(Dataset):
         return self
 
     @staticmethod
-    def _new_float(shape: Sequence[int], device: torch.device) -> torch.Tensor:
-        """An empty float32 tensor; in a DataLoader worker, in shared memory (as ``default_collate`` does).
+    def _new_float(shape: Sequence[int], device: torch.device, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """An empty tensor (float32 unless said); in a DataLoader worker, in shared memory (as ``default_collate``).
 
         A batch in shared memory goes to the main process as a handle; a plain one would be copied there first.
         """
         if device.type == "cpu" and get_worker_info() is not None:
-            proto = torch.empty(0)
+            proto = torch.empty(0, dtype=dtype)
             return proto.new(proto._typed_storage()._new_shared(math.prod(shape))).view(*shape)
-        return torch.empty(tuple(shape), dtype=torch.float32, device=device)
+        return torch.empty(tuple(shape), dtype=dtype, device=device)
 
     def _finish(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """uint8 image(s) → normalised float with ``out_chans`` channels (written into ``out`` when given)."""
+        """uint8 image(s) → normalised float with ``out_chans`` channels (written into ``out`` when given).
+
+        With ``normalize=False`` the uint8 images are returned (copied into ``out`` when given).
+        """
+        if not self.normalize:
+            return x if out is None else out.copy_(x)
         if out is None and not self.exact:
             # Broadcasting against the (out_chans, 1, 1) statistics turns a grey channel into out_chans channels.
             return torch.addcmul(self._shift, x.float(), self._scale)
@@ -140,7 +151,10 @@ class TensorImageDataset(Dataset):
         # normalised into its slot of the batch while it is in the CPU's cache (one pass over the batch's memory
         # instead of four; fresh batch memory costs a page fault per 4 KiB, so it is touched once).
         first = self.augment(self.images[int(indices[0])])
-        out = self._new_float((len(indices), self.out_chans, *first.shape[-2:]), first.device)
+        if self.normalize:
+            out = self._new_float((len(indices), self.out_chans, *first.shape[-2:]), first.device)
+        else:
+            out = self._new_float((len(indices), *first.shape[-3:]), first.device, torch.uint8)
         self._finish(first, out[0])
         for k, i in enumerate(indices[1:], start=1):
             self._finish(self.augment(self.images[int(i)]), out[k])

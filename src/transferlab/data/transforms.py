@@ -146,6 +146,24 @@ def normalization(data_config: DataConfig) -> tuple[torch.Tensor, torch.Tensor]:
     return mean.view(-1, 1, 1), std.view(-1, 1, 1)
 
 
+def normalize_images(x: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """A uint8 batch ``(B, C, H, W)`` → normalised float32 with ``mean``'s channel count, on ``x``'s device.
+
+    The op sequence is torchvision's (``ToDtype(float32, scale=True)``: ``.to(float32).mul_(1 / 255)``, then
+    ``Normalize``: ``.sub(mean).div_(std)``), so the result is bit-identical to the live PIL → torchvision eval
+    pipeline. A grey batch (``C = 1``) broadcasts to the statistics' channels.
+
+    Args:
+        x: uint8 images.
+        mean: ``(C', 1, 1)`` statistics (:func:`normalization`), on any device.
+        std: The same shape as ``mean``.
+    """
+    mean, std = mean.to(x.device), std.to(x.device)
+    y = x.to(torch.float32, memory_format=torch.contiguous_format).mul_(1.0 / 255)
+    y = y.sub_(mean) if y.shape[-3] == mean.shape[0] else y.sub(mean)
+    return y.div_(std)
+
+
 def augment_ops(
     spec: AugmentSpec, image_size: int, interpolation: v2.InterpolationMode, *, include_crop: bool = True
 ) -> list[Callable[[Any], Any]]:

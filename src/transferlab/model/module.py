@@ -9,6 +9,7 @@ import lightning.pytorch as pl
 import torch
 from torch import nn
 
+from transferlab.data.transforms import normalization, normalize_images
 from transferlab.model.divergence import FiniteLossGuard
 from transferlab.model.freeze import GroupIndex, apply_module_modes
 from transferlab.model.optim import build_optimizer, build_param_groups, build_scheduler
@@ -66,6 +67,7 @@ class TransferModule(pl.LightningModule):
         self.inputs: Inputs = "images"
         self.channels_last = False
         self.finite_loss = FiniteLossGuard()
+        self._statistics: tuple[torch.Tensor, torch.Tensor] | None = None  # mean/std for uint8 batches
         #: The latest epoch's recorded metrics per split (``train``, ``val``, ``test``), and the test's details.
         self.epoch_metrics: dict[str, dict[str, float]] = {}
         self.test_details: dict[str, Any] = {}
@@ -139,10 +141,26 @@ class TransferModule(pl.LightningModule):
 
     # ---- loops --------------------------------------------------------------------------------------
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """Make image batches channels-last when the weights are (one cheap copy on the device)."""
-        if self.channels_last and isinstance(batch, (tuple, list)) and getattr(batch[0], "ndim", 0) == 4:
-            return (batch[0].contiguous(memory_format=torch.channels_last), *batch[1:])
-        return batch
+        """Normalise uint8 image batches on the device; make them channels-last when the weights are.
+
+        The decoded-image cache serves uint8 batches (a quarter of the bytes through the loader and the host →
+        device copy): they are normalised here with the backbone's statistics, bit-identical to the live
+        pipeline (:func:`~transferlab.data.transforms.normalize_images`).
+        """
+        if not isinstance(batch, (tuple, list)) or getattr(batch[0], "ndim", 0) != 4:
+            return batch
+        x = batch[0]
+        if x.dtype == torch.uint8:
+            x = self.normalize_images(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return batch if x is batch[0] else (x, *batch[1:])
+
+    def normalize_images(self, x: torch.Tensor) -> torch.Tensor:
+        """A uint8 batch → the backbone's normalised float input (see :meth:`on_after_batch_transfer`)."""
+        if self._statistics is None:
+            self._statistics = normalization(self.backbone.data_config)  # type: ignore[arg-type]
+        return normalize_images(x, *self._statistics)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         """The task's loss (plus the regularizer's penalty) on one batch."""

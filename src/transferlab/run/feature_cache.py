@@ -32,6 +32,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from transferlab.data.base import fits_on_device
 from transferlab.data.tensor_loader import index_on, make_loader, pass_batch
+from transferlab.data.transforms import normalization, normalize_images
 from transferlab.run.distributed import state_digest
 
 log = logging.getLogger(__name__)
@@ -139,12 +140,16 @@ def compute_features(backbone: nn.Module, data: Any, device: torch.device, preci
     original = next(backbone.parameters()).device
     backbone.to(device)
     out: dict[str, torch.Tensor] = {}
+    statistics = normalization(backbone.data_config) if hasattr(backbone, "data_config") else None
     try:
         for split in SPLITS:
             feats, labels = [], []
             for x, y in _ordered_batches(data, split, device):
+                x = x.to(device, non_blocking=True)
+                if x.dtype == torch.uint8:  # the decoded-image cache's batches: normalised on the device
+                    x = normalize_images(x, *statistics)
                 with _autocast(device, precision):
-                    f = backbone.forward_features(x.to(device, non_blocking=True))
+                    f = backbone.forward_features(x)
                 feats.append(f.float().cpu())
                 labels.append(y.cpu())
             out[f"{split}.features"] = torch.cat(feats).contiguous()

@@ -46,7 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--metric",
         default="test/acc",
         metavar="NAME",
-        help="headline metric of summary.png, shown beside the best group (default test/acc; never used to choose)",
+        help=(
+            "headline metric of summary.png, shown beside the best group (default test/acc, or test/<selection "
+            "metric> for runs without it, e.g. test/map; never used to choose)"
+        ),
     )
     parser.add_argument(
         "--select-by",
@@ -55,7 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         "test metrics are refused",
     )
     parser.add_argument(
-        "--curve-metric", default="val/acc", metavar="NAME", help="per-epoch metric of curves.png (default val/acc)"
+        "--curve-metric",
+        default="val/acc",
+        metavar="NAME",
+        help="per-epoch metric of curves.png (default val/acc, or the selection metric for runs without it)",
     )
     parser.add_argument(
         "--group-by",

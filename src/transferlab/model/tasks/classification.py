@@ -68,10 +68,11 @@ class ClassificationTask(Task):
         if weight is not None and weight.shape != (num_classes,):
             raise ValueError(f"class weights of shape {tuple(weight.shape)} for {num_classes} classes")
         self.gamma = self.options.focal_gamma if self.options.loss == "focal" else None
-        # a buffer, not a constant: it follows the module to the GPU; not saved (it is counted from the data)
-        self.register_buffer("class_weight", weight, persistent=False)
         self.dropout = nn.Dropout(head_dropout)
         self.head = nn.Linear(int(num_features), num_classes)
+        # On the head (a child of the staged module, unlike the task itself), so it follows the module to the GPU;
+        # not saved: it is counted from the data
+        self.head.register_buffer("class_weight", weight, persistent=False)
         # No host-device sync per step: torchmetrics' input checks (NaN scan, label range via torch.unique)
         # each wait for the GPU, so they are off; labels come from our own data modules.
         lean: dict[str, Any] = {"validate_args": False}
@@ -98,7 +99,9 @@ class ClassificationTask(Task):
         features = features_of(x)
         logits = self(features)
         o = self.options
-        loss = single_label_loss(logits, y, weight=self.class_weight, smoothing=o.label_smoothing, gamma=self.gamma)
+        loss = single_label_loss(
+            logits, y, weight=self.head.class_weight, smoothing=o.label_smoothing, gamma=self.gamma
+        )
         self.train_totals.update(loss, logits, y)
         return StepOutput(loss, inputs=x, features=features)
 
@@ -108,12 +111,14 @@ class ClassificationTask(Task):
         """Accumulate the plain (unweighted) loss and the confusion counts."""
         x, y = batch
         logits = self(features_of(x))
-        loss = F.cross_entropy(logits, y)  # unweighted: val/loss compares across loss settings
+        # Unweighted, so val/loss compares across loss settings. Per sample: MeanMetric(nan_strategy="disable")
+        # ignores update(weight=) (torchmetrics 1.9), so batch means would over-weigh a short last batch.
+        loss = F.cross_entropy(logits, y, reduction="none")
         if split == "val":
-            self.val_loss.update(loss, weight=y.numel())
+            self.val_loss.update(loss)
             self.val_confusion.update(logits, y)
         else:
-            self.test_loss.update(loss, weight=y.numel())
+            self.test_loss.update(loss)
             self.test_confusion.update(logits, y)
 
     def reset(self, split: Split) -> None:

@@ -122,7 +122,8 @@ class MultiTaskHeads(Task):
         task = self.task_names[dataloader_idx]
         x, y = batch
         logits = self(features_of(x), task)
-        self.metrics[task][f"{split}_loss"].update(F.cross_entropy(logits, y), weight=y.numel())
+        # per sample: MeanMetric(nan_strategy="disable") ignores update(weight=) (torchmetrics 1.9)
+        self.metrics[task][f"{split}_loss"].update(F.cross_entropy(logits, y, reduction="none"))
         self.metrics[task][f"{split}_acc"].update(logits, y)
 
     def reset(self, split: Split) -> None:
