@@ -27,7 +27,12 @@ def _best_epoch(metrics: dict, monitor: str, mode: str) -> dict:
 @pytest.mark.parametrize(
     ("extra", "monitor", "mode"),
     [
-        (["task=balanced", "data.sampler=balanced", "optimized_metric=val/macro_f1"], "val/macro_f1", "max"),
+        pytest.param(
+            ["task=balanced", "data.sampler=balanced", "optimized_metric=val/macro_f1"],
+            "val/macro_f1",
+            "max",
+            marks=pytest.mark.slow,  # a real run: the in-process checks below stay in the main suite
+        ),
         pytest.param(
             ["task=focal", "task.label_smoothing=0.1", "optimized_metric=val/loss"],
             "val/loss",

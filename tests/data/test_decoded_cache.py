@@ -181,6 +181,7 @@ def _build_in_process(root: str, cache: str, queue) -> None:
     queue.put((type(dm.test_set).__name__, float(next(iter(dm.test_dataloader()))[0].sum())))
 
 
+@pytest.mark.slow  # real subprocesses: in .ci/run's slow phase (the README suite stays under 15 min)
 def test_two_processes_building_at_once_both_succeed(tmp_path):
     root, cache = write_folder(tmp_path / "img", per_class=20), tmp_path / "cache"
     ctx = multiprocessing.get_context("spawn")
@@ -242,6 +243,7 @@ def test_bad_config_values_are_config_errors(tmp_path, data_config, value, messa
         module(root, data_config, None, setup=False, decoded_cache=value)
 
 
+@pytest.mark.slow  # real subprocesses: in .ci/run's slow phase (the README suite stays under 15 min)
 def test_train_logs_the_cache_and_a_second_run_reuses_it(tmp_path):
     root = write_folder(tmp_path / "img", per_class=8)
     args = ["data=image_folder", f"data.root={root}", "backbone=small_cnn", "strategy=finetune", "debug=fast"]

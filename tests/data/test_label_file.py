@@ -362,6 +362,7 @@ def test_bad_column_settings_are_config_errors(tmp_path, images, data_config, ke
 
 
 # ---- end to end -------------------------------------------------------------------------------------------------
+@pytest.mark.slow  # real subprocesses: in .ci/run's slow phase (the README suite stays under 15 min)
 def test_cli_trains_on_a_single_label_file(tmp_path, images):
     file = labels_file(tmp_path, images)
     run_dir = tmp_path / "run"
