@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms.v2 import InterpolationMode
 
 from tests.clitools import run_cli
 from transferlab.data import build_data
@@ -19,6 +20,7 @@ from transferlab.data import decoded_cache as dc
 from transferlab.data.image_datasets import TransformedView
 from transferlab.data.tensor_loader import TensorImageDataset
 from transferlab.data.transforms import normalization, normalize_images
+from transferlab.data.uint8_crops import RandomResizedCropFlip
 from transferlab.errors import ConfigError, DataError
 
 LOGGER = "transferlab.data.decoded_cache"
@@ -99,7 +101,7 @@ def test_augmented_train_batches_have_the_size_vary_by_epoch_and_follow_the_seed
 
 
 def test_random_resized_crop_draws_crops_like_torchvision():
-    crop = dc.RandomResizedCropFlip(8, (0.5, 1.0), dc.v2.InterpolationMode.BILINEAR, hflip=False)
+    crop = RandomResizedCropFlip(8, (0.5, 1.0), InterpolationMode.BILINEAR, hflip=False)
     rng = np.random.default_rng(0)
     for _ in range(200):
         top, left, h, w = crop.params(30, 40, rng.random(23).tolist())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from transferlab.data.tensor_loader import TensorImageDataset, drop_single_last, make_loader, pass_batch
@@ -73,3 +74,19 @@ def test_augment_may_change_the_size_and_multi_label_targets_stay_float():
     assert torch.allclose(x[1], images[1, :, 1:6, 2:7].float() / 255), "each sample gets its own crop"
     assert y.dtype == torch.float32 and torch.equal(y, targets[[5, 1, 3]]), f"multi-hot labels {y.dtype}"
     assert dataset().labels.dtype == torch.int64, "class indices stay int64"
+
+
+def _iterate_with_workers() -> int:
+    from transferlab.data.tensor_loader import make_loader
+
+    dataset = torch.utils.data.TensorDataset(torch.arange(8.0))
+    return sum(len(b[0]) for b in make_loader(dataset, batch_size=4, shuffle=True, seed=0, num_workers=1))
+
+
+@pytest.mark.slow  # starts a loky worker and a DataLoader worker in it (~10 s)
+def test_loader_workers_start_inside_a_joblib_launcher_job():
+    # hydra/launcher=parallel runs each job in a loky worker, whose default multiprocessing context cannot start
+    # DataLoader workers ('Process' object has no attribute 'env'); make_loader names the platform's own
+    from joblib import Parallel, delayed
+
+    assert Parallel(n_jobs=2, backend="loky")(delayed(_iterate_with_workers)() for _ in range(2)) == [8, 8]

@@ -31,7 +31,6 @@ from transferlab.data.decoded_cache import (
     DecodedCache,
     DecodedCacheOptions,
     Geometry,
-    RandomResizedCropFlip,
 )
 from transferlab.data.image_datasets import ON_CORRUPT, ImageFileList, OnCorrupt, TransformedView, collate_readable
 from transferlab.data.options import CommonOptions, read_choice
@@ -45,6 +44,7 @@ from transferlab.data.transforms import (
     tensor_augment,
     train_transform,
 )
+from transferlab.data.uint8_crops import RandomResizedCropFlip
 from transferlab.errors import ConfigError
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,9 @@ per-sample transforms (per sample so that every image gets its own random crop/f
 from __future__ import annotations
 
 import math
+import multiprocessing
+import multiprocessing.context
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -260,7 +263,21 @@ def make_loader(
         pin_memory=pin_memory,
         collate_fn=collate_fn,
         drop_last=train and drop_single_last(len(dataset), batch_size),  # type: ignore[arg-type]
+        multiprocessing_context=worker_context(num_workers),
     )
+
+
+def worker_context(num_workers: int) -> multiprocessing.context.BaseContext | None:
+    """The start method of DataLoader workers: the platform's own, never the one a launcher installed.
+
+    A job of ``hydra/launcher=parallel`` runs inside a joblib (loky) worker, which replaces the default
+    multiprocessing context by loky's; DataLoader workers started through it fail (``'Process' object has no
+    attribute 'env'``). ``fork`` on Linux (what PyTorch has always used there: workers share the parent's
+    memory maps), ``spawn`` elsewhere (macOS and Windows, where forking a process with threads is unsafe).
+    """
+    if num_workers <= 0:
+        return None
+    return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:

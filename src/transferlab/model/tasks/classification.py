@@ -15,19 +15,18 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from transferlab.model.confusion import confusion_figure, per_class_accuracy, scalar_name
 from transferlab.model.epoch_totals import EpochTotals
-from transferlab.model.tasks.base import EpochValues, FeaturesOf, Reduce, Split, StepOutput, Task, named_splits
+from transferlab.model.tasks.base import EpochValues, FeaturesOf, Reduce, Split, StepOutput, named_splits
+from transferlab.model.tasks.linear_head import LinearHeadTask
 from transferlab.model.tasks.losses import single_label_loss
 from transferlab.model.tasks.options import TaskOptions
-from transferlab.strategies.plan import HEAD
 
 
-class ClassificationTask(Task):
+class ClassificationTask(LinearHeadTask):
     """One label per image: ``head(dropout(features))`` gives ``(B, num_classes)`` logits.
 
     Args:
@@ -56,20 +55,10 @@ class ClassificationTask(Task):
         options: TaskOptions | None = None,
         weight: torch.Tensor | None = None,
     ) -> None:
-        super().__init__()
-        if num_classes < 1:
-            raise ValueError(f"num_classes={num_classes}: must be ≥ 1")
-        names = [str(n) for n in class_names] if class_names is not None else [str(i) for i in range(num_classes)]
-        if len(names) != num_classes:
-            raise ValueError(f"{len(names)} class names for {num_classes} classes")
+        super().__init__(num_features, num_classes, class_names, head_dropout, options, kind="class")
+        self.check_weights(class_weights=weight)
         self.num_classes = num_classes
-        self.class_names = names
-        self.options = options or TaskOptions()
-        if weight is not None and weight.shape != (num_classes,):
-            raise ValueError(f"class weights of shape {tuple(weight.shape)} for {num_classes} classes")
-        self.gamma = self.options.focal_gamma if self.options.loss == "focal" else None
-        self.dropout = nn.Dropout(head_dropout)
-        self.head = nn.Linear(int(num_features), num_classes)
+        self.class_names = self.output_names
         # On the head (a child of the staged module, unlike the task itself), so it follows the module to the GPU;
         # not saved: it is counted from the data
         self.head.register_buffer("class_weight", weight, persistent=False)
@@ -82,15 +71,6 @@ class ClassificationTask(Task):
         # accuracy, balanced accuracy and macro-F1 all follow from the confusion counts
         self.val_confusion = MulticlassConfusionMatrix(num_classes=num_classes, **lean)
         self.test_confusion = MulticlassConfusionMatrix(num_classes=num_classes, **lean)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits of shape ``(B, num_classes)``."""
-        return self.head(self.dropout(features))
-
-    # ---- parameters -----------------------------------------------------------------------------------
-    def head_groups(self) -> dict[str, list[nn.Parameter]]:
-        """One param group, ``head``."""
-        return {HEAD: list(self.head.parameters())}
 
     # ---- loops ------------------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], features_of: FeaturesOf) -> StepOutput:

@@ -25,15 +25,14 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torchmetrics import CatMetric, MeanMetric
 
 from transferlab.model.confusion import scalar_name
 from transferlab.model.multilabel_metrics import multilabel_scores, per_label_report, tune_thresholds
-from transferlab.model.tasks.base import EpochValues, FeaturesOf, Reduce, Split, StepOutput, Task
+from transferlab.model.tasks.base import EpochValues, FeaturesOf, Reduce, Split, StepOutput
+from transferlab.model.tasks.linear_head import LinearHeadTask
 from transferlab.model.tasks.losses import multi_label_loss
 from transferlab.model.tasks.options import TaskOptions
-from transferlab.strategies.plan import HEAD
 
 #: Metrics of the validation and test splits.
 EVAL_METRICS = ("loss", "map", "micro_f1", "macro_f1", "subset_acc")
@@ -74,7 +73,7 @@ def _scores_state() -> CatMetric:
     return CatMetric(nan_strategy="disable")
 
 
-class MultiLabelTask(Task):
+class MultiLabelTask(LinearHeadTask):
     """Several labels per image: ``head(dropout(features))`` gives ``(B, L)`` logits; batches are ``(x, y)``.
 
     ``y`` is a ``(B, L)`` float32 multi-hot tensor.
@@ -110,21 +109,10 @@ class MultiLabelTask(Task):
         weight: torch.Tensor | None = None,
         pos_weight: torch.Tensor | None = None,
     ) -> None:
-        super().__init__()
-        if num_labels < 1:
-            raise ValueError(f"num_labels={num_labels}: must be ≥ 1")
-        names = [str(n) for n in label_names] if label_names is not None else [str(i) for i in range(num_labels)]
-        if len(names) != num_labels:
-            raise ValueError(f"{len(names)} label names for {num_labels} labels")
-        for what, tensor in (("weight", weight), ("pos_weight", pos_weight)):
-            if tensor is not None and tuple(tensor.shape) != (num_labels,):
-                raise ValueError(f"{what} of shape {tuple(tensor.shape)} for {num_labels} labels")
+        super().__init__(num_features, num_labels, label_names, head_dropout, options, kind="label")
+        self.check_weights(weight=weight, pos_weight=pos_weight)
         self.num_labels = num_labels
-        self.label_names = names
-        self.options = options or TaskOptions()
-        self.gamma = self.options.focal_gamma if self.options.loss == "focal" else None
-        self.dropout = nn.Dropout(head_dropout)
-        self.head = nn.Linear(int(num_features), num_labels)
+        self.label_names = self.output_names
         # On the head (a child of the staged module), so they follow it to the GPU and into state_dict: the
         # thresholds are saved with every checkpoint and export; the loss weights are counted from the data, so
         # they are not saved.
@@ -142,18 +130,9 @@ class MultiLabelTask(Task):
         """The label names (the name every task uses for its outputs)."""
         return list(self.label_names)
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Logits of shape ``(B, num_labels)``."""
-        return self.head(self.dropout(features))
-
     def thresholds(self) -> np.ndarray:
         """The stored decision thresholds ``(L,)`` (float32)."""
         return getattr(self.head, THRESHOLDS).detach().cpu().numpy().copy()
-
-    # ---- parameters -----------------------------------------------------------------------------------
-    def head_groups(self) -> dict[str, list[nn.Parameter]]:
-        """One param group, ``head``."""
-        return {HEAD: list(self.head.parameters())}
 
     # ---- loops ------------------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], features_of: FeaturesOf) -> StepOutput:
