@@ -64,7 +64,7 @@ def common(data_dir: Path) -> list[str]:
 
 
 def _slug(label: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in label).strip("_").replace("__", "_")
+    return "".join(c if c.isascii() and c.isalnum() else "_" for c in label).strip("_").replace("__", "_")
 
 
 def commands(out: Path) -> list[list[str]]:
@@ -107,7 +107,7 @@ def write_tables(rows: list[dict], cmds: list[list[str]]) -> None:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    shown = ("test/macro_f1", "test/map", "test/micro_f1")
+    shown = ("val/macro_f1", "test/macro_f1", "test/map", "test/micro_f1")
     head = "| arm | " + " | ".join(shown) + " | " + " | ".join(f"test F1 {n}" for n in RARE) + " |"
     lines = [head, "|---|" + "---|" * (len(shown) + len(RARE))]
     for r in rows:
