@@ -118,3 +118,30 @@ def test_cached_features_are_held_on_the_training_gpu_when_data_on_device_allows
     assert tensors["train.features"].device.type == "cpu", "the cache itself stays on the host"
     x, _ = next(iter(cached_loaders(cached, SimpleNamespace(options=CommonOptions(batch_size=4)), None)["val"]))
     assert x.device.type == "cpu", "no device given: the CPU"
+
+
+def test_an_edited_image_under_the_same_config_gets_a_new_cache_key(tiny_backbone, tmp_path):
+    import os
+
+    from PIL import Image
+
+    from transferlab.backbones.base import DataConfig
+
+    root = tmp_path / "images"
+    for c, name in enumerate(("a", "b")):
+        (root / name).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (8, 8), (40 * c, 10 * i, 0)).save(root / name / f"{i}.png")
+    data_cfg = {"name": "image_folder", "root": str(root), "image_size": 8, "num_workers": 0, "augment": None}
+
+    def key() -> str:
+        data = build_data(data_cfg, DataConfig(input_size=8))
+        data.setup("fit")
+        return cache_key(tiny_backbone, data_cfg, data, "32-true")
+
+    before = key()
+    assert key() == before, "the same files: the same key"
+    edited = root / "a" / "0.png"
+    Image.new("RGB", (8, 8), (255, 255, 255)).save(edited)
+    os.utime(edited, ns=(1, 1))  # a new mtime even on a coarse clock
+    assert key() != before, "an edited image must not be served the old features"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -149,6 +151,14 @@ class TransferDataModule(pl.LightningDataModule):
         if self.train_set is None:
             raise RuntimeError(f"{type(self).__name__}.train_targets() called before setup(); call setup().")
         return split_targets(self.train_set)
+
+    def fingerprint(self) -> str:
+        """A digest of which samples are in which split (part of the feature cache's key). Call after ``setup``.
+
+        In-memory sets name their samples by stable ids (``split.json``'s); sources read from files add each
+        file's modification time and size, so an edited image under the same config gets new features.
+        """
+        return hashlib.sha256(json.dumps(self.members, sort_keys=True).encode()).hexdigest()
 
     def place_on(self, device: torch.device) -> str | None:
         """Hold the in-memory splits on ``device`` when it is a GPU and ``data.on_device`` allows it.

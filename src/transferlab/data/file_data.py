@@ -12,7 +12,9 @@ used (over its size budget, an unwritable folder) the source decodes live, with 
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -171,6 +173,18 @@ class FileDataModule(TransferDataModule):
             self.test_set = TransformedView(files, indices["test"], self.eval_tf, self.mode)
         paths = [str(Path(path).resolve()) for path, _ in files.samples]
         self.members = {split: [paths[int(i)] for i in indices[split]] for split in SPLITS}
+
+    def fingerprint(self) -> str:
+        """The split membership and every member file's modification time and size (see the base class)."""
+        digest = hashlib.sha256(super().fingerprint().encode())
+        for split in SPLITS:
+            for path in (self.members or {}).get(split, []):
+                try:
+                    stat = os.stat(path)
+                    digest.update(f"{path}\0{stat.st_mtime_ns}\0{stat.st_size}\n".encode())
+                except OSError:  # gone since setup: the key changes, so nothing stale is served
+                    digest.update(f"{path}\0missing\n".encode())
+        return digest.hexdigest()
 
     def _cached_splits(
         self, files: ImageFileList, indices: dict[str, np.ndarray]

@@ -117,6 +117,8 @@ def cache_key(
         "data": selection,
         "data_module": type(data).__name__,
         "sizes": [len(getattr(data, f"{s}_set")) for s in SPLITS],
+        # which samples, and for files their mtimes and sizes: an edited image under the same config is new data
+        "samples": data.fingerprint() if hasattr(data, "fingerprint") else None,
         "preprocess": repr(getattr(backbone, "data_config", None)),
         "layer": layer,
         "precision": str(precision),
