@@ -84,8 +84,14 @@ def test_validate_reports_every_bad_task_option(override, message):
     assert message in text, text
 
 
-@pytest.mark.slow  # a subprocess per case; the in-process test above covers the checks in the main suite
-@BAD
+@pytest.mark.slow  # two subprocesses per case; the in-process test above covers every check in the main suite
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("task.class_weights=[1,2]", "task.class_weights=[1.0, 2.0]: 2 weights for 3 classes (0, 1, 2)"),
+        ("task.loss=bce", "task.loss=bce: data=digits has one label per image"),
+    ],
+)
 def test_bad_task_options_stop_before_training_in_train_and_validate(tmp_path, override, message):
     proc, run_dir = _train(tmp_path, "bad", override, check=False)
     assert proc.returncode == 2, proc.stderr

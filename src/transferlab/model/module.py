@@ -247,7 +247,14 @@ class TransferModule(pl.LightningModule):
 
     def _end_epoch(self, split: Split, prog_bar: bool = False, record: bool = True) -> Any:
         values = self.task.epoch_end(split, self._sum_over_processes)
-        self.log_dict(values.logged, prog_bar=prog_bar)
+        # the bar shows the loss and the task's headline metric; every value goes to the loggers
+        shown = {"val/loss", self.task.monitor} if prog_bar else set()
+        on_bar = {k: v for k, v in values.logged.items() if k in shown}
+        if on_bar:
+            self.log_dict(on_bar, prog_bar=True)
+        rest = {k: v for k, v in values.logged.items() if k not in on_bar}
+        if rest:
+            self.log_dict(rest)
         if record:
             self.epoch_metrics[split] = values.recorded
         return values
