@@ -27,6 +27,11 @@ MULTI_LABEL = [
 TWO_STAGES = [*MULTI_LABEL, "strategy=lp_ft", "strategy.stages.probe.epochs=2", "strategy.stages.finetune.epochs=2"]
 
 
+# real subprocess runs: in .ci/run's slow phase (the README suite stays under 15 min); the in-process 2-stage
+# multi-label run of tests/model/test_multilabel.py keeps multi-label training in the main suite
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> tuple[Path, dict, str]:
     tmp = tmp_path_factory.mktemp("multilabel")
@@ -97,7 +102,6 @@ def test_the_thresholds_tuned_on_val_are_exported_and_are_the_ones_the_test_appl
     assert [per_label[n]["support"] for n in names] == targets.sum(0).astype(int).tolist()
 
 
-@pytest.mark.slow  # two more eval subprocesses
 def test_eval_of_a_checkpoint_and_a_refusal_of_single_label_data(finished):
     run_dir, _, _ = finished
     ckpt = run_dir / "checkpoints" / "finetune" / "last.ckpt"
@@ -128,7 +132,6 @@ def test_report_chooses_on_val_map_and_shows_test_map(finished, tmp_path):
     assert (tmp_path / "report" / "summary.png").is_file() and (tmp_path / "report" / "curves.png").is_file()
 
 
-@pytest.mark.slow  # a 2-job sweep and its report
 def test_a_multilabel_sweep_reports_the_best_group_by_val_map(tmp_path):
     sweep = tmp_path / "sweep"
     run_cli("train", "-m", *MULTI_LABEL, "strategy=feature_extraction", "task.threshold=per_label,global",
@@ -163,7 +166,6 @@ def _outcome(run_dir: Path) -> tuple[dict, dict, dict, dict[str, torch.Tensor]]:
     return metrics, stages, metrics["test_details"], load_file(run_dir / "model.safetensors")
 
 
-@pytest.mark.slow  # three real runs
 def test_a_killed_multilabel_run_resumes_to_the_same_metrics_and_thresholds(tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
     assert _train(full) == 0
