@@ -21,9 +21,11 @@ from omegaconf import OmegaConf
 from transferlab.config.compose import compose
 from transferlab.config.paths import conf_dir
 
-#: The config groups whose options are walked (``experiment``, ``debug``, ``hparams_search`` and ``hydra`` are
-#: bundles of overrides of these keys, or Hydra's own settings, not keys of their own).
-GROUPS = ("backbone", "data", "strategy", "regularizer", "trainer", "logger", "callbacks", "paths")
+#: Config groups that hold no keys of their own: bundles of overrides of other groups' keys, or Hydra's settings.
+BUNDLES = ("experiment", "debug", "hparams_search", "hydra")
+#: The config groups whose options are walked: every folder of ``conf/`` but the bundles (read from ``conf/``,
+#: so a new group is walked without being listed here).
+GROUPS = tuple(sorted(p.name for p in conf_dir().iterdir() if p.is_dir() and p.name not in BUNDLES))
 #: The group ``transferlab train`` parses only once the run assembles (it needs the backbone's preprocessing).
 DATA = "data"
 #: Every case runs with the small random backbone unless the key is the backbone group's.
@@ -124,6 +126,10 @@ SPECIAL: dict[str, dict[str, str]] = {
     "backbone.weights": {"range": "no_such_file.safetensors"},
     # a list of device indices is a valid devices value, so the wrong type is a fraction
     "trainer.devices": {"type": "1.5"},
+    # a list is the valid type of weights (its length is the assembly's check, against the classes): a mapping
+    # is the wrong type, a negative weight out of range
+    "task.class_weights": {"type": "{a:1}", "range": "[1,-1]"},
+    "task.pos_weight": {"type": "{a:1}", "range": "[1,-1]"},
     "callbacks.extra": {"range": "{bad: 1}"},  # an entry without _target_ (Hydra wants +callbacks.extra.bad=…)
     "strategy.adapter.target_modules": {"range": "[no_such_module]"},
     "tags": {"range": NotApplicable("free-form labels: any word or number is a valid tag")},

@@ -48,6 +48,7 @@ REPRESENTATIVE = {
     "logger": "tensorboard",
     "callbacks": "default",
     "paths": "default",
+    "task": "focal",  # the default's keys, with loss=focal
 }
 
 
