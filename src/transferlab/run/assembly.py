@@ -28,6 +28,7 @@ from transferlab.model.tasks.base import Task
 from transferlab.model.tasks.classification import ClassificationTask
 from transferlab.model.tasks.loss_weighting import build_loss_weighting
 from transferlab.model.tasks.losses import balanced_weights, label_counts, positive_weights, resolve_weights
+from transferlab.model.tasks.multilabel import MultiLabelTask
 from transferlab.model.tasks.multitask import MultiTaskHeads
 from transferlab.model.tasks.options import TaskOptions
 from transferlab.regularizers.factory import build_regularizer
@@ -132,8 +133,6 @@ def build_task(data: Any, num_features: int, head_dropout: float, options: TaskO
         options.class_weights, "class_weights", classes, names, None if counts is None else balanced_weights(counts)
     )
     if getattr(data, "multi_label", False):
-        from transferlab.model.tasks.multilabel import MultiLabelTask  # lazy until every run needs it
-
         samples = len(data.train_set) if counts is not None else 0
         auto_pos = None if counts is None else positive_weights(counts, samples)
         pos_weight = resolve_weights(options.pos_weight, "pos_weight", classes, names, auto_pos)
