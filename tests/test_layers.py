@@ -19,6 +19,7 @@ LAYERS: list[set[str]] = [
     {"strategies", "data"},
     {"regularizers"},
     {"model"},
+    {"deploy"},
     {"run"},
     {"report"},
     {"cli"},

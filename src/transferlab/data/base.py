@@ -84,6 +84,12 @@ class TransferDataModule(pl.LightningDataModule):
     #: one ``int64`` class index; the assembly then builds a multi-label task. Set per instance by sources
     #: that read it from the data (a label file).
     multi_label: bool = False
+    #: How an image reached the model, which ``predict`` and ``export`` repeat (deploy/preprocess.py):
+    #: ``crop`` = resize the shorter side, then centre-crop (image files); ``square`` = resize the whole
+    #: image to ``image_size`` (square in-memory arrays).
+    input_geometry: ClassVar[str] = "crop"
+    #: PIL colour mode of the source images (``None``: ``RGB`` or ``L`` by the backbone's ``in_chans``).
+    input_mode: ClassVar[str | None] = None
 
     def __init__(self, options: CommonOptions, augment: AugmentSpec, class_names: list[str]) -> None:
         super().__init__()

@@ -91,6 +91,8 @@ class DigitsDataModule(TransferDataModule):
     """
 
     name = "digits"
+    input_geometry = "square"  # 8×8 arrays upsampled whole: predict resizes a digit image the same way
+    input_mode = "L"
     KEYS = ("classes", "shots_per_class", "label_fraction", "val_fraction", "test_fraction")
     collate_fn = staticmethod(pass_batch)
 

@@ -87,6 +87,7 @@ class SyntheticDataModule(TransferDataModule):
     """
 
     name = "synthetic"
+    input_geometry = "square"
     KEYS = ("num_classes", "num_samples", "noise", "multi_label")
     collate_fn = staticmethod(pass_batch)
 
