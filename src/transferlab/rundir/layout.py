@@ -9,6 +9,7 @@ A run dir (``outputs/<task>/runs/<time>`` or a sweep job's ``<sweep dir>/<n>``) 
     split.json                             the sample ids of the train, val and test splits (what eval checks)
     failure.json                           error, message and traceback of a job that raised
     model.safetensors                      backbone + head, plain-data metadata
+    model.onnx, model.pt (+ .json beside)  'transferlab export': preprocessing + network + softmax/sigmoid
     checkpoints/<step>/last.ckpt           what 'transferlab resume' continues from
     checkpoints/<step>/best-epochNN.ckpt   the step's best epoch by the monitored metric
     tensorboard/<run name>/                event files; the name says what the run varies (run/sweep.py)
@@ -26,6 +27,9 @@ METRICS_FILE = "metrics.json"
 SPLIT_FILE = "split.json"
 FAILURE_FILE = "failure.json"
 MODEL_FILE = "model.safetensors"
+#: What ``transferlab export`` writes by default (each with ``<name>.json`` beside it: the input/output spec).
+ONNX_FILE = "model.onnx"
+TORCHSCRIPT_FILE = "model.pt"
 CONFIG_FILE = "config.yaml"
 CHECKPOINTS_DIR = "checkpoints"
 LAST_CHECKPOINT = "last.ckpt"
