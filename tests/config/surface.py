@@ -140,6 +140,7 @@ SPECIAL: dict[str, dict[str, str]] = {
     },
     "paths.data_dir": {"range": NotApplicable("any folder is valid; the data group checks the folder it reads")},
     "feature_cache.dir": {"range": NotApplicable("any folder is valid; it is created when features are written")},
+    "logger.mlflow.experiment_name": {"range": NotApplicable("any non-empty name is a valid MLflow experiment")},
 }
 
 #: The category that does not apply to a whole type of key.

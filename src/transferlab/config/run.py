@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from transferlab.config.logger import LoggerOptions, parse_logger
 from transferlab.config.readers import (
     MISSING,
     check_keys,
@@ -112,7 +113,7 @@ class RunOptions:
             multi-label data); the assembly resolves it.
         output_root: ``paths.output_root``.
         data_dir: ``paths.data_dir``.
-        tensorboard: ``logger.tensorboard``.
+        logger: ``logger.*``: the experiment trackers (TensorBoard, CSV, MLflow; ``config/logger.py``).
         feature_cache: ``feature_cache.*``.
         callbacks: ``callbacks.*``.
         num_classes: A declared class count the data must match (``+num_classes=N``), or ``None``.
@@ -127,10 +128,15 @@ class RunOptions:
     optimized_metric: str | None = None
     output_root: str = "outputs"
     data_dir: str = "data"
-    tensorboard: bool = True
+    logger: LoggerOptions = field(default_factory=LoggerOptions)
     feature_cache: FeatureCacheOptions = field(default_factory=FeatureCacheOptions)
     callbacks: CallbackOptions = field(default_factory=CallbackOptions)
     num_classes: int | None = None
+
+    @property
+    def tensorboard(self) -> bool:
+        """``logger.tensorboard`` (kept for the callers that only ask about TensorBoard)."""
+        return self.logger.tensorboard
 
 
 def _task_name(raw: Mapping[str, Any]) -> str:
@@ -270,20 +276,20 @@ def parse_run_options(raw: Mapping[str, Any]) -> RunOptions:
             raise unknown_key_error(key, (*RUN_KEYS, *GROUP_KEYS))
     paths = read_mapping(raw, "paths")
     check_keys(paths, ("output_root", "data_dir"), where="paths")
-    logger = read_mapping(raw, "logger")
-    check_keys(logger, ("tensorboard",), where="logger")
     num_classes = raw.get("num_classes")
+    task_name = _task_name(raw)
+    output_root = str(read_str(paths, "output_root", "outputs", example="outputs", where="paths"))
     return RunOptions(
-        task_name=_task_name(raw),
+        task_name=task_name,
         tags=_tags(raw),
         seed=int(read_int(raw, "seed", 0, minimum=0, maximum=MAX_SEED)),  # type: ignore[arg-type]
         test_each_stage=bool(read_bool(raw, "test_each_stage", True)),
         export=bool(read_bool(raw, "export", True)),
         resume=bool(read_bool(raw, "resume", False)),
         optimized_metric=_metric(raw),
-        output_root=str(read_str(paths, "output_root", "outputs", example="outputs", where="paths")),
+        output_root=output_root,
         data_dir=str(read_str(paths, "data_dir", "data", example="data", where="paths")),
-        tensorboard=bool(read_bool(logger, "tensorboard", True, where="logger")),
+        logger=parse_logger(read_mapping(raw, "logger"), task_name, output_root),
         feature_cache=parse_feature_cache(read_mapping(raw, "feature_cache")),
         callbacks=parse_callbacks(read_mapping(raw, "callbacks")),
         num_classes=None if num_classes in (None, MISSING) else read_int(raw, "num_classes", None, minimum=1),
