@@ -5,29 +5,35 @@
 ``multitask``); see ``conf/data/*.yaml`` for each set's keys.
 """
 
-from transferlab.data.base import DataModule, TransferData, TransferDataModule
-from transferlab.data.digits import DigitsDataModule
-from transferlab.data.factory import build_data, check_data
-from transferlab.data.image_folder import ImageFolderDataModule
-from transferlab.data.label_file import LabelFileDataModule
-from transferlab.data.registry import data_modules, register_data
-from transferlab.data.synthetic import SyntheticDataModule
-from transferlab.data.torchvision_sets import TORCHVISION_SETS, TorchvisionDataModule
-from transferlab.data.transforms import AugmentSpec
+from __future__ import annotations
 
-__all__ = [
-    "TORCHVISION_SETS",
-    "AugmentSpec",
-    "DataModule",
-    "DigitsDataModule",
-    "ImageFolderDataModule",
-    "LabelFileDataModule",
-    "SyntheticDataModule",
-    "TorchvisionDataModule",
-    "TransferData",
-    "TransferDataModule",
-    "build_data",
-    "check_data",
-    "data_modules",
-    "register_data",
-]
+import importlib
+from typing import Any
+
+#: Public name → the module that defines it. Imported on first use (PEP 562), so that reading the transforms
+#: or the options (what ``predict`` and ``export`` need) does not import Lightning with the data modules.
+_EXPORTS = {
+    "TORCHVISION_SETS": "torchvision_sets",
+    "AugmentSpec": "transforms",
+    "DataModule": "base",
+    "DigitsDataModule": "digits",
+    "ImageFolderDataModule": "image_folder",
+    "LabelFileDataModule": "label_file",
+    "SyntheticDataModule": "synthetic",
+    "TorchvisionDataModule": "torchvision_sets",
+    "TransferData": "base",
+    "TransferDataModule": "base",
+    "build_data": "factory",
+    "check_data": "factory",
+    "data_modules": "registry",
+    "register_data": "registry",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)

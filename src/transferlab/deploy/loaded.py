@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from transferlab.backbones.base import DataConfig
 from transferlab.backbones.registry import create_backbone
 from transferlab.deploy.preprocess import Preprocessing, preprocessing_for
 from transferlab.errors import WeightsError
@@ -65,6 +66,15 @@ class LoadedModel:
         return torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=1)
 
 
+def _preprocessing(saved: SavedModel, data_config: DataConfig) -> Preprocessing:
+    if saved.preprocessing is not None:
+        try:
+            return Preprocessing.from_dict(saved.preprocessing)
+        except ValueError as err:
+            raise WeightsError(f"{saved.path}: {err}. Fix: pass the run's own model file, unedited.") from None
+    return preprocessing_for(saved.config.get("data") or {}, data_config)  # older files: from the run's config
+
+
 def load_for_inference(path: str | Path) -> LoadedModel:
     """Rebuild a saved model (run dir, ``model.safetensors`` or ``.ckpt``) for prediction on this machine.
 
@@ -96,7 +106,7 @@ def load_for_inference(path: str | Path) -> LoadedModel:
             f"({' '.join(first[:2])[:300]}). Fix: pass the run's own model file, unedited."
         ) from None
     network.eval().requires_grad_(False)
-    preprocessing = preprocessing_for(saved.config.get("data") or {}, backbone.data_config)  # type: ignore[attr-defined]
+    preprocessing = _preprocessing(saved, backbone.data_config)  # type: ignore[attr-defined]
     outputs = head.out_features
     names = saved.class_names if len(saved.class_names) == outputs else [str(i) for i in range(outputs)]
     thresholds = saved.state_dict.get("head.thresholds") if saved.multi_label else None

@@ -8,8 +8,9 @@ square and resized whole to ``image_size`` (bilinear). Both then become uint8 an
 backbone's statistics (:func:`~transferlab.data.transforms.normalize_images`), so a file predicted here goes
 through the same ops, bit for bit, as the run's own test images of a file source.
 
-The spec is read from the run's saved config and the backbone's :class:`DataConfig` alone: predicting needs
-neither the training data nor its folder.
+The spec is written into ``model.safetensors`` at the end of training (metadata ``preprocessing``) and read
+from there; for older files it is derived from the run's saved config and the backbone's :class:`DataConfig`.
+Either way predicting needs neither the training data nor its folder.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from transferlab.backbones.base import DataConfig
-from transferlab.data.registry import data_modules
 from transferlab.data.transforms import interpolation_mode, normalization, normalize_images
 from transferlab.errors import ConfigError
 
@@ -59,8 +59,31 @@ class Preprocessing:
         return len(self.mean)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data (the JSON beside an export, the model card)."""
+        """Plain data (the model file's metadata, the JSON beside an export)."""
         return asdict(self) | {"channels": self.channels}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Preprocessing:
+        """Read :meth:`to_dict`'s output back.
+
+        Raises:
+            ValueError: When a field is missing or has the wrong type (a damaged or foreign file).
+        """
+        try:
+            spec = cls(
+                image_size=int(raw["image_size"]),
+                resize=int(raw["resize"]),
+                geometry=str(raw["geometry"]),  # type: ignore[arg-type]
+                interpolation=str(raw["interpolation"]),
+                mode=str(raw["mode"]),
+                mean=tuple(float(v) for v in raw["mean"]),
+                std=tuple(float(v) for v in raw["std"]),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"preprocessing metadata {dict(raw)!r}: {err}") from None
+        if spec.geometry not in ("crop", "square") or spec.mode not in ("RGB", "L") or len(spec.mean) != len(spec.std):
+            raise ValueError(f"preprocessing metadata {dict(raw)!r}: unknown geometry, mode or channel count")
+        return spec
 
     def geometry_ops(self) -> list[Any]:
         """PIL image → uint8 ``(C, H, W)`` tensor at ``image_size``: decode, resize, crop."""
@@ -93,6 +116,8 @@ def preprocessing_for(data_cfg: Mapping[str, Any], data_config: DataConfig) -> P
     Raises:
         ConfigError: When the run's data source is not registered here (then its geometry is unknown).
     """
+    from transferlab.data.registry import data_modules  # imports every data module (and Lightning): train has
+
     name = str(data_cfg.get("name"))
     cls = data_modules().get(name)
     if cls is None:

@@ -8,10 +8,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
-from transferlab.deploy.predict import Prediction
 from transferlab.errors import DataError
+
+if TYPE_CHECKING:  # the writers are imported before torch is (predict checks its output first)
+    from transferlab.deploy.predict import Prediction
 
 FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".json": "jsonl", ".ndjson": "jsonl"}
 

@@ -8,6 +8,7 @@ from typing import Any
 from omegaconf import OmegaConf
 
 from transferlab.adapters.apply import merge_adapters
+from transferlab.deploy.preprocess import preprocessing_for
 from transferlab.run.assembly import RunParts
 from transferlab.run.distributed import is_rank_zero
 from transferlab.run.hparams import sweep_columns
@@ -99,6 +100,8 @@ def write_outputs(
             metadata["tasks"] = description["tasks"]
         # what is known only after training: a multi-label head's tuned thresholds (also head.thresholds)
         metadata.update(task.export_metadata())
+        # how images became the model's input: what predict applies and export builds into its graph
+        metadata["preprocessing"] = preprocessing_for(config.data, module.backbone.data_config).to_dict()
         export_model(module, run_dir / MODEL_FILE, metadata)
         files.insert(0, MODEL_FILE)
     if logger is not None:

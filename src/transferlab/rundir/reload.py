@@ -27,6 +27,8 @@ class SavedModel:
         class_names: Class names, index-aligned.
         config: The run's resolved config (plain dict).
         multi_label: Whether the head is multi-label (one sigmoid per label, decided by thresholds).
+        preprocessing: How images became the model's input, as the export recorded it (plain data; ``None`` in
+            checkpoints and files of older versions: then it is derived from ``config``).
     """
 
     path: Path
@@ -36,6 +38,7 @@ class SavedModel:
     class_names: list[str]
     config: dict[str, Any]
     multi_label: bool = False
+    preprocessing: dict[str, Any] | None = None
 
     @property
     def thresholds(self) -> dict[str, float] | None:
@@ -138,4 +141,5 @@ def load_saved_model(path: str | Path) -> SavedModel:
         class_names=list(info.get("class_names") or []),
         config=dict(info["config"]),
         multi_label=bool(info.get("multi_label", False)),
+        preprocessing=info.get("preprocessing") if isinstance(info.get("preprocessing"), dict) else None,
     )

@@ -84,22 +84,26 @@ def main(argv: list[str]) -> None:
     _check_args(args)
     import os
 
-    from tqdm import tqdm
-
     from transferlab.deploy.inputs import collect_inputs
-    from transferlab.deploy.loaded import load_for_inference
-    from transferlab.deploy.predict import predict_files
     from transferlab.deploy.source import model_source
-    from transferlab.deploy.writers import RowWriter, check_output
+    from transferlab.deploy.writers import check_output
 
-    fmt = check_output(args.output, args.force)  # before anything is read: a bad --output costs nothing
-    model = load_for_inference(model_source(args.run))
+    # the cheap checks first (no torch import yet): a bad --output, run or input costs a fraction of a second
+    fmt = check_output(args.output, args.force)
+    source = model_source(args.run)
     found = collect_inputs(args.inputs, args.path_column)
     if not found.files:
         fail(
             f"no image files among the inputs ({len(found.skipped)} files without an image suffix were left out, "
             f"e.g. {found.skipped[0] if found.skipped else '-'}). Fix: name image files, or folders of them."
         )
+    from tqdm import tqdm
+
+    from transferlab.deploy.loaded import load_for_inference
+    from transferlab.deploy.predict import predict_files
+    from transferlab.deploy.writers import RowWriter
+
+    model = load_for_inference(source)
     device = _device(args.device)
     workers = min(4, os.cpu_count() or 1) if args.workers is None else args.workers
     workers = min(workers, max(0, len(found.files) // args.batch_size))  # no worker start-up for a few files
