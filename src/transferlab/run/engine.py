@@ -33,13 +33,13 @@ from transferlab.run.distributed import (
     use_job_command_for_ranks,
 )
 from transferlab.run.feature_cache import FeatureCache, cache_blocker, cached_loaders
-from transferlab.run.loggers import RunTensorBoardLogger
 from transferlab.run.outputs import stage_row, write_outputs
 from transferlab.run.recorder import RunRecorder
 from transferlab.run.spec import RunConfig, parse_config
 from transferlab.run.speed import apply_speed_settings, skip_failing_nvml_probe
 from transferlab.run.state import RunState
 from transferlab.run.stop import StopRequest, signal_name
+from transferlab.run.tracking import RunLoggers, build_loggers
 from transferlab.run.trainer import build_trainer
 from transferlab.rundir.finished import finished_metrics
 from transferlab.rundir.layout import CHECKPOINTS_DIR, LAST_CHECKPOINT
@@ -107,24 +107,30 @@ def run(cfg: DictConfig | RunConfig, run_dir: Path, resume: bool | str | None = 
         log.info("%s", placed)
     log.info("data: %s", parts.data.describe() if hasattr(parts.data, "describe") else type(parts.data).__name__)
     log.info("plan:\n%s", format_plan(parts.plan, parts.module.hparams["backbone_name"]))
-    logger = RunTensorBoardLogger(str(run_dir)) if config.options.tensorboard else None
     recorder = RunRecorder(RunState(), parts.monitor, parts.monitor_mode)
     point = _resume_point(run_dir, parts.plan, resume)
+    loggers = build_loggers(config, run_dir, resumed=point is not None)  # TensorBoard, CSV, MLflow (logger.*)
     if point is not None:
         recorder.load_state_dict(point.state)
-        if logger is not None:
-            logger.step_offset = recorder.state.step_offset
+        loggers.step_offset = recorder.state.step_offset
         log.info("resume: continuing at step %s from %s", parts.plan.steps[point.step_index].label, point.checkpoint)
-    with StopRequest() as stop:
-        last_test = _run_stages(parts, run_dir, recorder, logger, point, device, stop)
-    return write_outputs(parts, run_dir, recorder.state, last_test, logger, time.perf_counter() - start)
+    try:
+        with StopRequest() as stop:
+            last_test = _run_stages(parts, run_dir, recorder, loggers, point, device, stop)
+        seconds = time.perf_counter() - start
+        metrics = write_outputs(parts, run_dir, recorder.state, last_test, loggers.tensorboard, seconds)
+    except BaseException as err:
+        loggers.abort(err)  # the MLflow run is marked FAILED or KILLED, not left RUNNING
+        raise
+    loggers.finish(run_dir, metrics)  # the CSV table flushed; the MLflow run's final metrics and files
+    return metrics
 
 
 def _run_stages(
     parts: RunParts,
     run_dir: Path,
     recorder: RunRecorder,
-    logger: RunTensorBoardLogger | None,
+    loggers: RunLoggers,
     point: ResumePoint | None,
     device: torch.device,
     stop: StopRequest,
@@ -154,40 +160,36 @@ def _run_stages(
                 config.options.callbacks, step, run_dir, recorder, stop, len(stages),
                 bool(config.trainer.kwargs.get("enable_progress_bar", True)),
             )  # fmt: skip
-            trainer = build_trainer(config.trainer.kwargs, step.epochs, logger, callbacks, str(run_dir))
-            state.step_offset = logger.step_offset if logger is not None else 0
+            trainer = build_trainer(config.trainer.kwargs, step.epochs, loggers.for_trainer(), callbacks, str(run_dir))
+            state.step_offset = loggers.step_offset
             _fit(trainer, parts, loaders, ckpt_path, stop)
             digests = check_ranks_in_sync(module, step.label)
             if digests is not None:
                 state.ddp_sync[step.label] = digests
-            if logger is not None:
-                logger.step_offset += trainer.global_step
+            loggers.step_offset += trainer.global_step
             if stop.requested:
                 raise _interrupted(stop, run_dir, step, trainer, callbacks)
             stopped = early_stop(trainer, step.epochs, callbacks)
             if stopped is not None:
-                _record_early_stop(state, logger, stage.name, step.label, stopped)
+                _record_early_stop(state, loggers, stage.name, step.label, stopped)
         if stage.carry == "best" and state.best_state is not None:
             module.load_state_dict(state.best_state)
         last_test = {}
         if config.options.test_each_stage and trainer is not None:
             _stop_if_requested(stop, run_dir, f"before the test of stage {stage.name}")
-            last_test = _test(trainer, parts, loaders)
+            last_test = _test(trainer, parts, loaders, loggers)
         state.stages[stage.name] = stage_row(state, stage, time.perf_counter() - stage_start, recorder, last_test)
     if trainer is None:  # a strategy has at least one stage with at least one epoch; a resume always fits once
         raise RuntimeError("no plan step ran")
-    return last_test or _test(trainer, parts, loaders)
+    return last_test or _test(trainer, parts, loaders, loggers)
 
 
-def _record_early_stop(
-    state: RunState, logger: RunTensorBoardLogger | None, stage: str, label: str, stopped: dict[str, Any]
-) -> None:
-    """Keep an early stop in the run state (``metrics.json``'s stage row) and say it in the log and TensorBoard."""
+def _record_early_stop(state: RunState, loggers: RunLoggers, stage: str, label: str, stopped: dict[str, Any]) -> None:
+    """Keep an early stop in the run state (``metrics.json``'s stage row) and say it in the log and the trackers."""
     state.early_stops[label] = {"stage": stage, **stopped}
     text = f"step {label} stopped early after {stopped['epochs']} of {stopped['planned']} epochs: {stopped['reason']}"
     log.info("%s", text)
-    if logger is not None and is_rank_zero():
-        logger.experiment.add_text("early_stop", text, global_step=logger.step_offset)
+    loggers.early_stop(label, text)
 
 
 def _fit(
@@ -205,17 +207,15 @@ def _fit(
         stop.signum = stop.signum or signal.SIGTERM
 
 
-def _test(trainer: pl.Trainer, parts: RunParts, loaders: dict[str, Any] | None) -> dict[str, Any]:
+def _test(trainer: pl.Trainer, parts: RunParts, loaders: dict[str, Any] | None, loggers: RunLoggers) -> dict[str, Any]:
     """Test the module: on cached test features if the step trained on them, else on the data module.
 
-    The test is logged at the step the fit ended on: the run's logger has already moved its offset past this
-    fit's steps, and Lightning logs the test at the fit's last step again.
+    The test is logged at the step the fit ended on: the run's loggers have already moved their offset past
+    this fit's steps, and Lightning logs the test at the fit's last step again.
     """
     module = parts.module
-    logger = trainer.logger if isinstance(trainer.logger, RunTensorBoardLogger) else None
-    shift = trainer.global_step if logger is not None else 0
-    if logger is not None:
-        logger.step_offset -= shift
+    shift = trainer.global_step
+    loggers.step_offset -= shift
     try:
         if module.inputs == "features" and loaders is not None:
             trainer.test(module, dataloaders=loaders["test"], verbose=False)
@@ -223,8 +223,7 @@ def _test(trainer: pl.Trainer, parts: RunParts, loaders: dict[str, Any] | None) 
             module.use_inputs("images")
             trainer.test(module, datamodule=parts.data, verbose=False)
     finally:
-        if logger is not None:
-            logger.step_offset += shift
+        loggers.step_offset += shift
     module.use_inputs("images")
     return dict(module.epoch_metrics["test"])  # every test ends with on_test_epoch_end, which records it
 
