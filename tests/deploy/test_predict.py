@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 import shutil
 from pathlib import Path
 
@@ -49,7 +50,11 @@ def test_unreadable_files_get_a_row_saying_why_and_never_stop_the_others(folder_
     (photos / "red" / "cut.png").write_bytes(good.read_bytes()[:60])  # a PNG cut off in its header chunks
     (photos / "README.txt").write_text("left out: no image suffix")
     out = tmp_path / "p.jsonl"
-    proc = run_cli("predict", str(run_dir), str(photos), "-o", str(out))
+    # the exact command the run's model card gives, with this folder and output
+    line = next(x for x in (run_dir / "README.md").read_text().splitlines() if x.startswith("transferlab predict"))
+    args = shlex.split(line.split("#")[0])[1:]
+    assert args[:3] == ["predict", str(run_dir), "photos/"]
+    proc = run_cli(*args[:2], str(photos), "-o", str(out))
     rows = {Path(r["path"]).name: r for r in map(json.loads, out.read_text().splitlines())}
     assert len(rows) == 8
     assert rows["text.jpg"]["error"] == "not an image file PIL can identify"

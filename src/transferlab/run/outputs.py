@@ -13,6 +13,7 @@ from transferlab.run.assembly import RunParts
 from transferlab.run.distributed import is_rank_zero
 from transferlab.run.hparams import sweep_columns
 from transferlab.run.loggers import RunTensorBoardLogger
+from transferlab.run.model_card import render_model_card, write_model_card
 from transferlab.run.recorder import RunRecorder
 from transferlab.run.state import RunState
 from transferlab.rundir.export import MODEL_FORMAT, export_model
@@ -20,6 +21,7 @@ from transferlab.rundir.layout import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
     METRICS_FILE,
+    MODEL_CARD_FILE,
     MODEL_FILE,
     SPLIT_FILE,
     TENSORBOARD_DIR,
@@ -86,6 +88,7 @@ def write_outputs(
         (run_dir / CONFIG_FILE).write_text(OmegaConf.to_yaml(resolved))
     files = [CONFIG_FILE, METRICS_FILE]
     description = module.task.describe()
+    preprocessing = None
     if config.options.export and rank_zero:
         merge_adapters(module)
         module.refresh_groups()
@@ -101,7 +104,8 @@ def write_outputs(
         # what is known only after training: a multi-label head's tuned thresholds (also head.thresholds)
         metadata.update(task.export_metadata())
         # how images became the model's input: what predict applies and export builds into its graph
-        metadata["preprocessing"] = preprocessing_for(config.data, module.backbone.data_config).to_dict()
+        preprocessing = preprocessing_for(config.data, module.backbone.data_config).to_dict()
+        metadata["preprocessing"] = preprocessing
         export_model(module, run_dir / MODEL_FILE, metadata)
         files.insert(0, MODEL_FILE)
     if logger is not None:
@@ -121,6 +125,7 @@ def write_outputs(
         files.append(SPLIT_FILE)
     if (run_dir / CHECKPOINTS_DIR).is_dir():
         files.append(f"{CHECKPOINTS_DIR}/")
+    files.append(MODEL_CARD_FILE)
     metrics: dict[str, Any] = {
         "run_dir": str(run_dir),
         "backbone": module.hparams["backbone_name"],
@@ -142,5 +147,26 @@ def write_outputs(
         ranks = len(next(iter(state.ddp_sync.values())))
         metrics["ddp"] = {"world_size": ranks, "weight_sha256_by_step": state.ddp_sync}
     if rank_zero:
+        # the card first: metrics.json marks the run finished, and a finished run has its card
+        card = {
+            "class_names": description.get("class_names") or [],
+            "split_counts": {k: len(v) for k, v in members.items()} if members else None,
+            "preprocessing": preprocessing,
+            "has_model": bool(config.options.export),
+            "multi_label": bool(description.get("multi_label")),
+            "multi_task": "tasks" in description,
+            "version": package_version(),
+        }
+        write_model_card(run_dir, render_model_card(metrics, resolved, card))
         write_json_atomic(run_dir / METRICS_FILE, metrics)
     return metrics
+
+
+def package_version() -> str:
+    """The installed version of transferlab (``unknown`` when run from a source tree without metadata)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("transferlab")
+    except PackageNotFoundError:
+        return "unknown"
