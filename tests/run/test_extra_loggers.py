@@ -23,7 +23,7 @@ from pathlib import Path
 import hydra
 import pytest
 
-from tests.clitools import FAST, run_cli
+from tests.clitools import FAST, REPO, run_cli
 from transferlab.cli.main import main
 from transferlab.config.compose import compose
 from transferlab.config.logger import LoggerOptions, MLflowOptions
@@ -310,7 +310,9 @@ def test_under_ddp_rank_zero_alone_logs_one_mlflow_run_and_one_table(tmp_path):
     from mlflow.tracking import MlflowClient
 
     _train(tmp_path, "run", "trainer=ddp_cpu", "logger=mlflow", "logger.csv=true")
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["ddp"]["world_size"] == 2
     record = json.loads((tmp_path / "run" / "mlflow.json").read_text())
+    assert record["status"] == "FINISHED", record
     client = MlflowClient(record["tracking_uri"])
     runs = client.search_runs([record["experiment_id"]])
     assert [r.info.run_id for r in runs] == [record["run_id"]], "one MLflow run for the two ranks"
@@ -319,6 +321,32 @@ def test_under_ddp_rank_zero_alone_logs_one_mlflow_run_and_one_table(tmp_path):
     rows = _csv_rows(tmp_path / "run")
     _check_one_table(rows)
     assert len(rows) == len({tuple(r.items()) for r in rows}), "no row written twice"
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_into_the_same_mlflow_run_and_csv_table(tmp_path):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    with_checkpoints = [o for o in JOB if o != "callbacks=none"]
+    kill = {"TRANSFERLAB_TEST_KILL": "stage_end:probe", "PYTHONPATH": str(REPO)}  # SIGKILL after the probe's test
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_URI", raising=False)
+        run_dir = tmp_path / "run"
+        common = [f"paths.output_root={tmp_path / 'outputs'}", f"hydra.run.dir={run_dir}"]
+        extra = ["logger=mlflow", "logger.csv=true", "+callbacks.extra.kill._target_=tests.run.killer.KillAt"]
+        killed = run_cli("train", *with_checkpoints, *extra, *common, cwd=tmp_path, check=False, env=kill)
+        assert killed.returncode != 0 and not (run_dir / "metrics.json").exists(), killed.stderr[-2000:]
+        first = json.loads((run_dir / "mlflow.json").read_text())
+        assert first["status"] == "RUNNING", "a SIGKILL leaves the record as the run was"
+        run_cli("resume", str(run_dir), cwd=tmp_path, env={"PYTHONPATH": str(REPO)})
+    record = json.loads((run_dir / "mlflow.json").read_text())
+    assert record["run_id"] == first["run_id"] and record["status"] == "FINISHED", (first, record)
+    client = MlflowClient(record["tracking_uri"])
+    assert len(client.search_runs([record["experiment_id"]])) == 1, "the resumed run logs into the same MLflow run"
+    stages = [(m.step, m.value) for m in client.get_metric_history(record["run_id"], "stage")]
+    assert [v for _, v in stages] == [1.0, 2.0, 2.0] and stages == sorted(stages), stages
+    _check_one_table(_csv_rows(run_dir))
 
 
 @pytest.mark.slow
