@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from transferlab.cli.common import HelpFormatter, compose_config, fail, user_errors_exit
+from transferlab.cli.eval_target import plan_target
 from transferlab.errors import ConfigError
 from transferlab.rundir.split import SavedSplit, SplitCheck, check_split, find_run_dir, read_split, run_split_keys
 
@@ -24,6 +25,8 @@ examples:
   transferlab eval outputs/train/runs/2026-11-24_10-00-00/model.safetensors
   transferlab eval outputs/.../checkpoints/finetune/last.ckpt
   transferlab eval RUN data=image_folder "data.root='~/photos'" --output eval.json   # other data
+  transferlab eval RUN --force                                     # replace RUN/eval/test/
+  transferlab eval ~/models/model.safetensors --output-dir /tmp/eval   # a model outside a run dir
 """
 
 
@@ -37,7 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
             "config, 'data=<option>' swaps in another data config from conf/. The run's test split is the run's: "
             "overrides that only re-split the run's own data (data.seed, the fractions, the shots) are put back "
             "to the run's values; other data is labelled as such, and refused when any of its samples were in the "
-            "run's training or validation split (split.json), unless --allow-overlap."
+            "run's training or validation split (split.json), unless --allow-overlap. "
+            "It also interprets the errors (per-class precision/recall/F1, the most-confused pairs, the top losses "
+            "and their images) and writes them into <run>/eval/<label>/ (label 'test' for the run's own test "
+            "split, else the overrides), with TensorBoard events there; never over an earlier evaluation without "
+            "--force. A model outside a run dir writes only with --output-dir (else the tables are printed)."
         ),
         epilog=EXAMPLES,
         formatter_class=HelpFormatter,
@@ -49,6 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--allow-overlap",
         action="store_true",
         help="score data that holds samples the run trained or validated on (labelled with the counts)",
+    )
+    parser.add_argument(
+        "--output-dir",
+        type=Path,
+        help="write the interpretation's files here instead of <run>/eval/<label>/ (e.g. a read-only run dir)",
+    )
+    parser.add_argument("--force", action="store_true", help="replace the files of an earlier evaluation")
+    parser.add_argument(
+        "--top-k", type=int, default=16, help="how many top losses (images in top_losses.png; default 16)"
     )
     return parser
 
@@ -124,11 +140,17 @@ EVAL_CALLBACKS = {"checkpoint": {"save_last": False, "save_top_k": 0}, "extra": 
 def main(argv: list[str]) -> None:
     """Entry point of ``transferlab eval``."""
     args = build_parser().parse_args(argv)
+    if args.top_k < 1:
+        fail(f"--top-k {args.top_k}: must be at least 1. Fix: --top-k 16.")
+    # where the interpretation goes, refused before anything is loaded when it would overwrite an earlier one
+    target = plan_target(Path(args.run), args.overrides, args.output_dir, args.force)
     import tempfile
 
+    from transferlab.cli.eval_interpretation import interpret_test
     from transferlab.run.assembly import assemble, for_saved_model
     from transferlab.run.engine import quiet_known_warnings
     from transferlab.run.spec import parse_config
+    from transferlab.run.test_outputs import TestOutputsRecorder
     from transferlab.run.trainer import build_trainer
     from transferlab.rundir.reload import load_saved_model
 
@@ -162,7 +184,8 @@ def main(argv: list[str]) -> None:
     parts.data.setup("test")
     check, where = _check_split(split, parts.data, args.allow_overlap)
     with tempfile.TemporaryDirectory(prefix="transferlab-eval-") as scratch:  # nothing is written near the run
-        trainer = build_trainer(parts.config.trainer.kwargs, 1, None, [], scratch)
+        recorder = TestOutputsRecorder()  # the logits the task scores, per sample, in the same pass
+        trainer = build_trainer(parts.config.trainer.kwargs, 1, None, [recorder], scratch)
         trainer.test(module, datamodule=parts.data, verbose=False)
     tested = module.epoch_metrics.get("test", {})
     metrics: dict = {"model": str(saved.path), "data": data_cfg.get("name"), "split": where}
@@ -178,6 +201,9 @@ def main(argv: list[str]) -> None:
         shown = ", ".join(f"{name} {value:.3g}" for name, value in list(thresholds.items())[:8])
         more = ", …" if len(thresholds) > 8 else ""
         print(f"  at the thresholds tuned on the run's validation split: {shown}{more}")
+    header = {k: metrics[k] for k in ("model", "data", "split")}
+    header |= {"tested_on": check.label() if check is not None else where, "metrics": tested}
+    interpret_test(target, recorder, parts, header, args.top_k)
     if args.output:
         args.output.write_text(json.dumps(metrics, indent=2) + "\n")
         print(f"  metrics written to {args.output}", file=sys.stderr)
