@@ -22,6 +22,7 @@ from transferlab.report.collect import Collection, Job, collect
 from transferlab.report.plots import curves_plot, summary_plot
 from transferlab.report.render import (
     best_line,
+    eval_lines,
     jobs_table,
     markdown_report,
     markdown_table,
@@ -194,7 +195,10 @@ def build_report(options: ReportOptions) -> Report:
             if p is not None
         ]
     replicate = [k for k in options.over if any(k in j.values for j in done)] if options.group_by is None else []
-    text = markdown_report(collection, options.command, keys, replicate, groups, metrics, select, headline, plots)
+    evals = eval_lines(done, out_dir)
+    text = markdown_report(
+        collection, options.command, keys, replicate, groups, metrics, select, headline, plots, evals
+    )
     report.files.append(write_text_atomic(out_dir / "report.md", text))
     report.files += plots
     report.table = markdown_table(groups, keys, metrics, html=False) if groups else ""

@@ -11,6 +11,7 @@ from typing import Any
 
 from transferlab.report.aggregate import Group, Stats, best_groups, job_value, lower_is_better, metric_value
 from transferlab.report.collect import DEFAULT, Collection, Job, Missing, parse_overrides
+from transferlab.rundir.layout import INTERPRETATION_FILE, TOP_LOSSES_FILE, eval_dirs
 
 STAT_FIELDS = ("mean", "std", "min", "max", "n")
 
@@ -142,6 +143,24 @@ def _job_list(jobs: Sequence[Job]) -> list[str]:
     ]
 
 
+def eval_lines(jobs: Sequence[Job], out_dir: Path) -> list[str]:
+    """One Markdown line per evaluation of a job (``transferlab eval``): its gallery and ``interpretation.json``.
+
+    Links are relative to ``out_dir`` (where ``report.md`` is), so the report and the runs can move together.
+    """
+    lines = []
+    for job in jobs:
+        for folder in eval_dirs(job.dir):
+            links = [
+                f"[{name}]({Path(os.path.relpath(folder / name, out_dir)).as_posix()})"
+                for name in (TOP_LOSSES_FILE, INTERPRETATION_FILE)
+                if (folder / name).is_file()
+            ]
+            number = f" (job {job.num})" if job.num is not None else ""
+            lines.append(f"- `{job.dir}`{number}, eval `{_md(folder.name)}`: " + " · ".join(links))
+    return lines
+
+
 def markdown_report(
     collection: Collection,
     command: str,
@@ -152,8 +171,11 @@ def markdown_report(
     select: str,
     headline: str,
     plots: Sequence[Path],
+    evals: Sequence[str] = (),
 ) -> str:
     """The whole ``report.md``: command, counts, sweeps, grouped table, best group, problems, Optuna, plots.
+
+    ``evals`` (:func:`eval_lines`) add a section linking each run's error analysis, when a run has one.
 
     The best group is chosen on the validation metric ``select``; the ``headline`` (test) metric is shown beside it.
     """
@@ -195,4 +217,7 @@ def markdown_report(
         out += [f"- `{m.sweep_dir}` job {m.num}: {_missing_text(m)}" for m in collection.missing] + [""]
     if plots:
         out += ["## Plots", "", *[f"![{p.stem}]({p.name})" for p in plots], ""]
+    if evals:
+        out += ["## Error analysis (transferlab eval)", "", "Top losses and per-class tables of each run:", ""]
+        out += [*evals, ""]
     return "\n".join(out)
