@@ -28,7 +28,7 @@ from transferlab.cli.main import main
 from transferlab.config.compose import compose
 from transferlab.config.logger import LoggerOptions, MLflowOptions
 from transferlab.config.run import GROUP_KEYS, parse_run_options
-from transferlab.errors import ConfigError
+from transferlab.errors import ConfigError, RunInterrupted
 from transferlab.run.csv_logger import RunCSVLogger
 from transferlab.run.spec import resolve
 from transferlab.run.tracking import RunLoggers
@@ -170,6 +170,25 @@ def test_a_sqlite_store_without_alembic_names_what_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "alembic", None)
     with pytest.raises(ConfigError, match=r"logger\.mlflow\.tracking_uri=.*needs alembic\. Fix: pip install alembic"):
         _options("logger=mlflow")
+
+
+class _Ended:
+    """Stands in for the MLflow logger: records how the run was ended."""
+
+    def __init__(self) -> None:
+        self.status: str | None = None
+
+    def end(self, status: str) -> None:
+        self.status = status
+
+
+@pytest.mark.parametrize(("error", "status"), [(RunInterrupted(2, "stopped"), "KILLED"), (ValueError(), "FAILED")])
+def test_a_stopped_run_ends_its_mlflow_run_killed_and_a_failed_one_failed(tmp_path, error, status):
+    mlflow = _Ended()
+    loggers = RunLoggers(csv=RunCSVLogger(str(tmp_path)), mlflow=mlflow)  # type: ignore[arg-type]
+    loggers.csv.log_metrics({"train/loss": 1.0}, 0)
+    loggers.abort(error)
+    assert mlflow.status == status and len(_csv_rows(tmp_path)) == 1
 
 
 # ---- the CSV table -------------------------------------------------------------------------------------------
@@ -347,6 +366,29 @@ def test_a_killed_run_resumes_into_the_same_mlflow_run_and_csv_table(tmp_path):
     stages = [(m.step, m.value) for m in client.get_metric_history(record["run_id"], "stage")]
     assert [v for _, v in stages] == [1.0, 2.0, 2.0] and stages == sorted(stages), stages
     _check_one_table(_csv_rows(run_dir))
+
+
+@pytest.mark.slow
+def test_a_store_that_cannot_be_opened_or_a_deleted_experiment_names_the_key(tmp_path):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from transferlab.run.mlflow_logger import open_mlflow_logger
+
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+        with pytest.raises(ConfigError, match=r"^logger\.mlflow\.tracking_uri='file:.*cannot be opened.*Fix:"):
+            open_mlflow_logger(MLflowOptions(True, (tmp_path / "mlruns").as_uri()), tmp_path, "r", {}, False)
+    client = MlflowClient(uri)
+    client.delete_experiment(client.create_experiment("gone"))
+    with pytest.raises(ConfigError, match=r"^logger\.mlflow\.experiment_name='gone': the experiment is deleted"):
+        open_mlflow_logger(MLflowOptions(True, uri, "gone"), tmp_path, "r", {}, False)
+    logger = open_mlflow_logger(MLflowOptions(True, uri, "kept"), tmp_path, "r", {}, False)
+    again = open_mlflow_logger(MLflowOptions(True, uri, "kept"), tmp_path, "r", {}, resumed=True)
+    assert again.run_id == logger.run_id, "a resumed run dir continues the MLflow run its mlflow.json names"
+    other = open_mlflow_logger(MLflowOptions(True, uri, "kept"), tmp_path, "r", {}, resumed=False)
+    assert other.run_id != logger.run_id, "a fresh start opens a new MLflow run"
 
 
 @pytest.mark.slow
