@@ -67,11 +67,6 @@ class LoggerOptions:
     csv: bool = False
     mlflow: MLflowOptions = field(default_factory=MLflowOptions)
 
-    @property
-    def any(self) -> bool:
-        """Whether any tracker is on."""
-        return self.tensorboard or self.csv or self.mlflow.enabled
-
 
 def default_tracking_uri(output_root: str) -> str:
     """The local store of ``conf/logger``: ``sqlite:///<output_root>/.mlflow/mlflow.db``.
