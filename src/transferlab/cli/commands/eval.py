@@ -183,7 +183,8 @@ def main(argv: list[str]) -> None:
         fail(f"{saved.path}: missing tensors {missing[:5]}; the file does not match {saved.backbone_name}.")
     parts.data.setup("test")
     check, where = _check_split(split, parts.data, args.allow_overlap)
-    with tempfile.TemporaryDirectory(prefix="transferlab-eval-") as scratch:  # nothing is written near the run
+    # Lightning's own files go to a temp dir; what eval keeps is the interpretation, written where target says
+    with tempfile.TemporaryDirectory(prefix="transferlab-eval-") as scratch:
         recorder = TestOutputsRecorder()  # the logits the task scores, per sample, in the same pass
         trainer = build_trainer(parts.config.trainer.kwargs, 1, None, [recorder], scratch)
         trainer.test(module, datamodule=parts.data, verbose=False)
