@@ -20,7 +20,9 @@ from transferlab.rundir.export import MODEL_FORMAT, export_model
 from transferlab.rundir.layout import (
     CHECKPOINTS_DIR,
     CONFIG_FILE,
+    CSV_DIR,
     METRICS_FILE,
+    MLFLOW_FILE,
     MODEL_CARD_FILE,
     MODEL_FILE,
     SPLIT_FILE,
@@ -125,6 +127,8 @@ def write_outputs(
         files.append(SPLIT_FILE)
     if (run_dir / CHECKPOINTS_DIR).is_dir():
         files.append(f"{CHECKPOINTS_DIR}/")
+    # the other trackers' files (logger.csv, logger.mlflow), written by run/tracking.py before this point
+    files += [name for name in (f"{CSV_DIR}/", MLFLOW_FILE) if (run_dir / name.rstrip("/")).exists()]
     files.append(MODEL_CARD_FILE)
     metrics: dict[str, Any] = {
         "run_dir": str(run_dir),

@@ -133,6 +133,7 @@ def _parse(value: str):
 
 #: How a saved run is tested here: on one device of this machine, whatever it was trained on; no callbacks.
 EVAL_TRAINER = {"accelerator": "auto", "devices": 1, "enable_progress_bar": False, "enable_model_summary": False}
+EVAL_LOGGER = {"tensorboard": False}
 EVAL_CALLBACKS = {"checkpoint": {"save_last": False, "save_top_k": 0}, "extra": {}}
 
 
@@ -167,7 +168,9 @@ def main(argv: list[str]) -> None:
             file=sys.stderr,
         )
     # The run's own config (the same parsers as train), rebuilt as the saved architecture on this machine.
-    config = parse_config(saved.config | {"trainer": EVAL_TRAINER, "callbacks": EVAL_CALLBACKS, "resume": False})
+    # no experiment loggers: eval logs nothing to the run's trackers (and needs no MLflow where the run had one)
+    overrides = {"trainer": EVAL_TRAINER, "callbacks": EVAL_CALLBACKS, "resume": False, "logger": EVAL_LOGGER}
+    config = parse_config(saved.config | overrides)
     parts = assemble(for_saved_model(config, saved.backbone_name, data_cfg), load_weights=False, data="test")
     module = parts.module
     predicted = module.task.describe()["num_classes"]
