@@ -200,19 +200,23 @@ def test_float_input_and_multi_label_exports_from_the_command_line(tmp_path):
     ort = pytest.importorskip("onnxruntime")
     one = ["+strategy.max_stage_epochs=1", "data.num_samples.test=32"]
     single = _train(tmp_path, "single", *SYNTHETIC, *one)
-    run_cli("export", str(single), "--format", "onnx", "--input", "float", "--check-images", "16")
+    run_cli("export", str(single), "--format", "onnx", "--input", "float", "--input-size", "45", "29",
+            "--check-images", "16")  # fmt: skip
     spec = json.loads((single / "model.onnx.json").read_text())
     assert spec["input"]["dtype"] == "float32" and spec["input"]["layout"] == "NCHW"
-    assert spec["input"]["shape"] == [1, 3, "height", "width"] and spec["input"]["range"] == [0.0, 1.0]
+    assert spec["input"]["shape"] == [1, 3, 45, 29] and spec["input"]["range"] == [0.0, 1.0]
+    assert spec["input"]["dynamic_dims"] == {} and "45x29" in spec["input"]["how_to_make"]
     assert spec["verification"]["source"].startswith("16 test images of the run's synthetic data")
     session = ort.InferenceSession(str(single / "model.onnx"), providers=["CPUExecutionProvider"])
+    assert session.get_inputs()[0].shape == [1, 3, 45, 29]
     rng = np.random.default_rng(0)
     uint8 = rng.integers(0, 256, size=(1, 45, 29, 3), dtype=np.uint8)
     got = session.run(None, {"image": uint8.transpose(0, 3, 1, 2).astype(np.float32) / 255})[0]
-    expected = _reference(single, ExportOptions("onnx"))(uint8)  # the uint8 graph on the same pixels
+    expected = _reference(single, ExportOptions("onnx"))(uint8)  # the uint8 graph of any size, same pixels
     assert np.abs(got - expected).max() <= 1e-4 and got.sum() == pytest.approx(1.0, abs=1e-5)
-    with pytest.raises(Exception, match=r"(?i)dimension|shape"):  # batch fixed to 1 without --dynamic-batch
-        session.run(None, {"image": np.zeros((2, 3, 32, 32), np.float32)})
+    for wrong in ((2, 3, 45, 29), (1, 3, 32, 32)):  # batch fixed to 1 without --dynamic-batch; size fixed
+        with pytest.raises(Exception, match=r"(?i)dimension|shape"):
+            session.run(None, {"image": np.zeros(wrong, np.float32)})
 
     multi = _train(tmp_path, "multi", *SYNTHETIC, *one, "data.multi_label=true", "data.num_classes=4")
     proc = run_cli("export", str(multi), "--format", "torchscript", "--dynamic-batch", "--check-images", "16")
