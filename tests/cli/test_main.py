@@ -14,7 +14,17 @@ def test_usage_lists_every_command_module_once_with_its_summary(capsys):
     for name in main.command_names():
         module = main.load_command(name)
         assert text.count(f"  {module.USAGE}") == 1 and module.SUMMARY in text, name
-    assert set(main.command_names()) == {"train", "validate", "plan", "eval", "ls", "resume", "report"}
+    assert set(main.command_names()) == {
+        "train",
+        "validate",
+        "plan",
+        "eval",
+        "predict",
+        "export",
+        "ls",
+        "resume",
+        "report",
+    }
 
 
 def test_an_unknown_command_suggests_the_closest(capsys):
