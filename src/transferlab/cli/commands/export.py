@@ -150,3 +150,9 @@ def main(argv: list[str]) -> None:
                 f"{comparison.max_abs_diff:.3g}, top-1 agreement {comparison.top1_agreement:.2%} (reported only)"
             )
     print(f"  wrote {result.path} ({size_mb:.1f} MiB) and {result.spec_path.name}")
+    from transferlab.deploy.mlflow_upload import upload_export
+
+    # a run trained with logger=mlflow gets its export in the same MLflow run (beside model.safetensors)
+    line = upload_export(model.path.parent, [result.path, result.spec_path])
+    if line:
+        print(line)
