@@ -240,13 +240,17 @@ def test_float_input_and_multi_label_exports_from_the_command_line(tmp_path):
 
 @pytest.mark.slow
 def test_digits_efficientnet_lite0_exports_agree_with_pytorch_on_every_test_image(tmp_path):
-    """The default-ish model (packaged ImageNet weights, digits, a linear probe): the issue's target."""
+    """The default-ish model (packaged ImageNet weights, digits, a linear probe): the issue's target.
+
+    At 32 px rather than the default job's 64 (a quarter of the compute in CI's slow phase); the graph, the
+    weights and the 359 test images are the same, and the README's numbers were measured at 64 px.
+    """
     ort = pytest.importorskip("onnxruntime")
     from transferlab.deploy.check_images import check_images
 
     run_dir = tmp_path / "digits"
     run_cli(
-        "train", "backbone=efficientnet_lite0", "data=digits", "strategy=feature_extraction",
+        "train", "backbone=efficientnet_lite0", "data=digits", "strategy=feature_extraction", "data.image_size=32",
         "strategy.stages.probe.epochs=1", "trainer.enable_progress_bar=false", f"hydra.run.dir={run_dir}", cwd=tmp_path,
     )  # fmt: skip
     model = load_for_inference(run_dir)
