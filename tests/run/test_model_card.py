@@ -18,7 +18,7 @@ METRICS = {
     "final": {"test/acc": 0.9, "test/loss": 0.3, "val/loss": 0.25, "val/acc": 0.92},
     "stages": {
         "probe": {"epochs": 2, "planned_epochs": 2, "best_epoch": 1, "val/acc": 0.8, "seconds": 3.0},
-        "finetune": {"epochs": 3, "planned_epochs": 6, "best_epoch": 2, "val/acc": 0.92, "seconds": 9.0},
+        "finetune": {"epochs": 3, "planned_epochs": 6, "best_epoch": 4, "val/acc": 0.92, "seconds": 9.0},
     },
     "files": ["model.safetensors", "metrics.json"],
 }
@@ -42,7 +42,8 @@ def test_card_names_data_classes_stages_and_the_exact_commands(tmp_path: Path):
     text = render_model_card(METRICS, CONFIG, extra)
     assert text.startswith("# photos: efficientnet_lite0 on image_folder (lp_ft)")
     assert "- **Classes (45):** `c0`" in text and "… (5 more)" in text and "`c40`" not in text
-    assert "| finetune | 3 of 6 | 2 | 0.9200 | 9.0 |" in text  # a stage stopped early says so
+    assert "| probe | 2 | 2 | 0.8000 | 3.0 |" in text  # the best epoch counted within its stage, from 1
+    assert "| finetune | 3 of 6 | 3 | 0.9200 | 9.0 |" in text  # a stage stopped early says so
     assert "transferlab predict '/runs/my run' photos/" in text  # the run dir quoted for the shell
     assert "transferlab export '/runs/my run' --format onnx" in text
     assert "shorter side resized to 256 px (bicubic), centre-cropped to 224" in text

@@ -53,11 +53,15 @@ def _data_lines(data: Mapping[str, Any], classes: Sequence[str], counts: Mapping
 
 
 def _stage_lines(stages: Mapping[str, Mapping[str, Any]], monitor: str) -> list[str]:
-    rows = [f"| stage | epochs | best epoch | {monitor} | seconds |", "|---|---:|---:|---:|---:|"]
+    rows = [f"| stage | epochs | best epoch of the stage | {monitor} | seconds |", "|---|---:|---:|---:|---:|"]
+    first = 0  # metrics.json counts epochs over the whole run; the card counts them within each stage, from 1
     for name, row in stages.items():
         ran, planned = row.get("epochs"), row.get("planned_epochs")
         epochs = f"{ran}" + (f" of {planned}" if planned not in (None, ran) else "")  # a step stopped early
-        best, score, seconds = _fmt(row.get("best_epoch")), _fmt(row.get(monitor)), _seconds(row.get("seconds"))
+        at = row.get("best_epoch")
+        best = str(at - first + 1) if isinstance(at, int) else "—"
+        first += ran if isinstance(ran, int) else 0
+        score, seconds = _fmt(row.get(monitor)), _seconds(row.get("seconds"))
         rows.append(f"| {name} | {epochs} | {best} | {score} | {seconds} |")
     return rows
 
@@ -127,11 +131,12 @@ def render_model_card(metrics: Mapping[str, Any], config: Mapping[str, Any], ext
             if pre["geometry"] == "crop"
             else f"resized whole to {pre['image_size']}×{pre['image_size']} ({pre['interpolation']})"
         )
+        mode = "Grey (L)" if pre["mode"] == "L" else pre["mode"]
         lines += [
             "",
             "## Preprocessing",
             "",
-            f"{pre['mode']} images, {how}, scaled to [0, 1], normalised with mean {list(pre['mean'])} and std "
+            f"{mode} images, {how}, scaled to [0, 1], normalised with mean {list(pre['mean'])} and std "
             f"{list(pre['std'])}. `predict` applies exactly this; `export` builds it into the graph.",
         ]
     lines += ["", "Files: " + ", ".join(f"`{f}`" for f in metrics.get("files", [])), ""]
