@@ -72,20 +72,3 @@ def test_experiment_and_debug_groups_apply_last():
     out = run_cli("train", "--cfg", "job", "experiment=digits_efficientnet_lite0_lp_ft", "debug=fast").stdout
     assert "task_name: debug" in out, "debug is applied after experiment"
     assert "limit_train_batches: 2" in out and "tags:" in out, out
-
-
-def test_multirun_runs_one_job_per_combination(tmp_path):
-    proc = run_cli(
-        "train",
-        "-m",
-        "debug=fast",
-        "strategy=feature_extraction,finetune",
-        "seed=0",
-        f"hydra.sweep.dir={tmp_path / 'sweep'}",
-        "trainer.enable_progress_bar=false",
-        cwd=tmp_path,
-    )
-    jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
-    assert jobs == ["0", "1"], (jobs, proc.stdout)
-    for job in jobs:
-        assert (tmp_path / "sweep" / job / "metrics.json").is_file(), f"job {job} wrote no metrics.json"

@@ -45,6 +45,7 @@ def test_zero_strength_reproduces_plain_finetuning_bit_for_bit(tmp_path):
     assert not changed, f"l2sp alpha=0 beta=0 changed {len(changed)} exported tensors, e.g. {changed[:3]}"
 
 
+@pytest.mark.slow  # two real fine-tunes (~55 s of CPU): the main suite keeps the zero-strength bit-for-bit check
 def test_stronger_l2sp_leaves_the_backbone_closer_to_its_start(tmp_path, start):
     distances = {}
     for alpha in (0, 1, 100):
