@@ -47,3 +47,23 @@ def build_parts(cfg):
 
     parts = assemble(parse_config(cfg))
     return parts.module, parts.data, parts.plan
+
+
+def stop_before_hydra(monkeypatch, tmp_path: Path) -> None:
+    """In-process ``transferlab train`` stops where Hydra's app would start: a case that slips through fails.
+
+    Claimed run dirs land under ``tmp_path/outputs``.
+    """
+    import hydra
+
+    def app_factory(*args, **kwargs):
+        def decorate(task):
+            def slipped() -> None:
+                raise AssertionError("slipped through preflight: the Hydra app would have started")
+
+            return slipped
+
+        return decorate
+
+    monkeypatch.setattr(hydra, "main", app_factory)
+    monkeypatch.setenv("TRANSFERLAB_OUTPUT_ROOT", str(tmp_path / "outputs"))

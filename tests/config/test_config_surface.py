@@ -30,10 +30,9 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import hydra
 import pytest
 
-from tests.clitools import run_cli
+from tests.clitools import run_cli, stop_before_hydra
 from tests.config import surface as S
 from tests.config import surface_inputs as inputs
 from transferlab.cli.main import main
@@ -74,17 +73,7 @@ def representative_keys(needs) -> list[S.Key]:
 def no_training(monkeypatch, tmp_path):
     """A case that gets past ``transferlab train``'s preflight raises instead of starting Hydra's app."""
 
-    def app_factory(*args, **kwargs):
-        def decorate(task):
-            def slipped() -> None:
-                raise AssertionError("slipped through preflight: the Hydra app would have started")
-
-            return slipped
-
-        return decorate
-
-    monkeypatch.setattr(hydra, "main", app_factory)
-    monkeypatch.setenv("TRANSFERLAB_OUTPUT_ROOT", str(tmp_path / "outputs"))  # a claimed run dir lands here
+    stop_before_hydra(monkeypatch, tmp_path)
 
 
 def _cases(keys: list[S.Key]) -> tuple[list[S.Case], list[str]]:

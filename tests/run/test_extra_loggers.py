@@ -20,10 +20,9 @@ import sys
 import types
 from pathlib import Path
 
-import hydra
 import pytest
 
-from tests.clitools import FAST, REPO, run_cli
+from tests.clitools import FAST, REPO, run_cli, stop_before_hydra
 from transferlab.cli.main import main
 from transferlab.config.compose import compose
 from transferlab.config.logger import LoggerOptions, MLflowOptions
@@ -99,17 +98,7 @@ def test_a_run_config_of_an_older_version_reads_with_the_defaults():
 def preflight_only(monkeypatch, tmp_path):
     """``transferlab train`` in process, stopped where Hydra's app would start (a case that slips through fails)."""
 
-    def app_factory(*args, **kwargs):
-        def decorate(task):
-            def slipped() -> None:
-                raise AssertionError("slipped through preflight: the Hydra app would have started")
-
-            return slipped
-
-        return decorate
-
-    monkeypatch.setattr(hydra, "main", app_factory)
-    monkeypatch.setenv("TRANSFERLAB_OUTPUT_ROOT", str(tmp_path / "outputs"))
+    stop_before_hydra(monkeypatch, tmp_path)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
     def train(*overrides: str) -> tuple[object, str]:
