@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import sys
@@ -106,13 +105,3 @@ class RowWriter:
             os.replace(self.tmp, self.path)  # type: ignore[arg-type]
         else:
             self.tmp.unlink(missing_ok=True)
-
-
-def render_text(rows: list[Prediction], top_k: int) -> str:
-    """Rows as CSV text (tests and small outputs)."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(csv_header(top_k))
-    for p in rows:
-        w.writerow(csv_row(p, top_k))
-    return buf.getvalue()
