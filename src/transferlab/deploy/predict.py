@@ -118,12 +118,12 @@ def decide(model: LoadedModel, probs: torch.Tensor, top_k: int) -> list[tuple[li
     names = model.class_names
     k = min(top_k, probs.shape[1])
     values, indices = probs.topk(k, dim=1)
+    above = (probs >= model.thresholds.to(probs.device)).cpu() if model.multi_label else None  # once per batch
     out = []
     for row, (vals, idx) in enumerate(zip(values.tolist(), indices.tolist(), strict=True)):
         top = [(names[j], v) for j, v in zip(idx, vals, strict=True)]
-        if model.multi_label:
-            assert model.thresholds is not None
-            on = (probs[row] >= model.thresholds.to(probs.device)).nonzero().flatten().tolist()
+        if above is not None:
+            on = above[row].nonzero().flatten().tolist()
             picked = sorted(on, key=lambda j: -float(probs[row, j]))
             out.append((top, [names[j] for j in picked], [float(probs[row, j]) for j in picked]))
         else:
