@@ -1,7 +1,9 @@
 """Acceptance (slow, ≥ 5 seeds): pretraining on digits 0–4 transfers to digits 5–9 with few labels.
 
 The "more labels" side is 20 labels per class: the all-labels runs (7× the images) would double CI's slowest
-test; experiments/digits_transfer/study.py measures all labels (the gap is level there too).
+test; experiments/digits_transfer/study.py measures all labels (the gap is level there too). The schedules are
+shorter than the study's (pretraining 6 epochs instead of 12, transfer 10 instead of 15) to fit CI's budget;
+the study's margins are wide (gap at 5 shots +0.33 against the 0.10 asserted, frozen pretrained − random +0.26).
 
 Real runs end to end: a Hydra multirun pretrains ``small_cnn`` once per seed, then multiruns transfer it.
 """
@@ -53,6 +55,7 @@ def results(tmp_path_factory) -> dict[tuple, float]:
         "train",
         "-m",
         "experiment=pretrain_digits04",
+        "strategy.stages.train.epochs=6",
         f"seed={SEEDS}",
         *COMMON,
         f"hydra.sweep.dir={tmp / 'pretrain'}",
@@ -61,16 +64,16 @@ def results(tmp_path_factory) -> dict[tuple, float]:
         timeout=1800,
     )
     cells = {}
-    cells |= _sweep(tmp, "scratch", "strategy=scratch", "strategy.stages.train.epochs=15", "data.shots_per_class=5,20")
+    cells |= _sweep(tmp, "scratch", "strategy=scratch", "strategy.stages.train.epochs=10", "data.shots_per_class=5,20")
     cells |= _sweep(
-        tmp, "finetune", "strategy=finetune", "strategy.stages.finetune.epochs=15", "data.shots_per_class=5,20"
+        tmp, "finetune", "strategy=finetune", "strategy.stages.finetune.epochs=10", "data.shots_per_class=5,20"
     )
     cells |= _sweep(
         tmp,
         "fe",
         "strategy=feature_extraction",
         "strategy.init=pretrained,random",
-        "strategy.stages.probe.epochs=15",
+        "strategy.stages.probe.epochs=10",
         "data.shots_per_class=5",
     )
     for key, accs in cells.items():
