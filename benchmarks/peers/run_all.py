@@ -28,7 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from regimes import DESCRIPTIONS, EPOCHS, PHOTOS, REGIMES, SEEDS, SPLITS, WORK, split_file
-from run_transferlab import RESULTS, run_one, thread_env
+from run_transferlab import RESULTS, resolve_source, run_one, thread_env
 
 HERE = Path(__file__).resolve().parent
 VENVS = HERE / ".venvs"
@@ -146,11 +146,12 @@ def main() -> None:
         if missing:
             cmd = [*here, str(HERE / "export_splits.py"), "--regimes", *args.regimes, "--seeds", *map(str, missing)]
             subprocess.run(cmd, check=True, env=thread_env(args.threads))
+        source = resolve_source("HEAD")  # once: every transferlab run of the matrix trains the same code
         for regime in args.regimes:
             for seed in args.seeds:
                 for tool in args.tools:
                     if tool == "transferlab":
-                        run_one(regime, seed, [], args.threads, args.force)
+                        run_one(regime, seed, [], args.threads, args.force, source)
                     else:
                         run_peer(tool, regime, seed, args.threads, args.force)
     runs = collect()

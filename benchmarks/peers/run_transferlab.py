@@ -7,10 +7,10 @@ and its run dir at ``work/runs/<tool>/<regime>_seed<S>/run``. From the run's ``m
 ``lp_ft`` probe stage's test row is the linear-probe row of the table), and it checks that the run's
 ``split.json`` holds exactly the sample ids of the exported ``.npz`` the peers read.
 
-Which transferlab: by default a snapshot of the commit at ``HEAD`` (``git archive`` of ``src/`` and ``conf/`` into
-``work/transferlab_src/<commit>/``, put first on ``PYTHONPATH``), because the checkout is shared and its working
-tree may hold someone's unfinished edits; ``--source tree`` runs the working tree as it is. The commit (and
-whether the tree was used) is recorded with every result.
+Which transferlab: by default a snapshot of ``src/`` and ``conf/`` at ``HEAD``'s last commit that changed them
+(``git archive`` into ``work/transferlab_src/<commit>/``, put first on ``PYTHONPATH``), because the checkout is
+shared and its working tree may hold someone's unfinished edits; ``--source <rev>`` takes another revision,
+``--source tree`` the working tree as it is. The commit is recorded with every result.
 
 Extra overrides after ``--`` make another transferlab row: the tool is named after them.
 
@@ -84,19 +84,25 @@ def git(*args: str) -> str:
     return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
 
 
+def resolve_source(source: str) -> str:
+    """``tree``, or the last commit at or before revision ``source`` that changed ``src/`` or ``conf/``."""
+    return source if source == "tree" else git("log", "-1", "--format=%h", "--abbrev=12", source, "--", "src", "conf")
+
+
 def source_env(source: str, threads: int) -> tuple[dict[str, str], str]:
-    """The environment that runs transferlab from ``source`` (``head`` or ``tree``), and what it runs.
+    """The environment that runs transferlab from ``source`` (``tree`` or a git revision), and what it runs.
 
     Returns:
-        The environment, and ``<commit>`` (``head``) or ``<commit>+working-tree`` (``tree``).
+        The environment, and the commit (``<HEAD>+working-tree`` for ``tree``).
     """
-    env, commit = thread_env(threads), git("rev-parse", "--short=12", "HEAD")
+    env = thread_env(threads)
     if source == "tree":
-        return env, f"{commit}+working-tree"
+        return env, f"{git('rev-parse', '--short=12', 'HEAD')}+working-tree"
+    commit = resolve_source(source)
     snapshot = WORK / "transferlab_src" / commit
     if not (snapshot / "conf" / "train.yaml").is_file():
         snapshot.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", "HEAD", "src", "conf"], cwd=REPO, capture_output=True, check=True)
+        archive = subprocess.run(["git", "archive", commit, "src", "conf"], cwd=REPO, capture_output=True, check=True)
         subprocess.run(["tar", "-x", "-C", str(snapshot)], input=archive.stdout, check=True)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(snapshot / "src"), env.get("PYTHONPATH")) if p)
     return env, commit
@@ -109,7 +115,7 @@ def versions() -> dict[str, str]:
 
 
 def run_one(
-    regime: str, seed: int, extra: list[str], threads: int, force: bool, source: str = "head"
+    regime: str, seed: int, extra: list[str], threads: int, force: bool, source: str = "HEAD"
 ) -> dict[str, Any]:
     """Train one regime × seed (or reuse a finished run unless ``force``) and write its result JSON.
 
@@ -119,7 +125,7 @@ def run_one(
         extra: Overrides added after the regime's (they name the tool).
         threads: Intra-op threads.
         force: Train again even when the result file exists.
-        source: ``head`` (a snapshot of the commit) or ``tree`` (the working tree); see the module docstring.
+        source: A git revision (its snapshot runs) or ``tree`` (the working tree); see the module docstring.
     """
     tool = tool_name(extra)
     out = RESULTS / slug(tool) / f"{regime}_seed{seed}.json"
@@ -180,12 +186,13 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS))
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--force", action="store_true", help="train again even where a result exists")
-    parser.add_argument("--source", choices=("head", "tree"), default="head", help="a snapshot of HEAD, or the tree")
+    parser.add_argument("--source", default="HEAD", help="git revision to snapshot, or 'tree' (the working tree)")
     args, extra = parser.parse_known_args()
     extra = [e for e in extra if e != "--"]
+    source = resolve_source(args.source)  # once: every run of the call trains the same transferlab
     for regime in args.regimes:
         for seed in args.seeds:
-            run_one(regime, seed, extra, args.threads, args.force, args.source)
+            run_one(regime, seed, extra, args.threads, args.force, source)
 
 
 if __name__ == "__main__":
