@@ -99,6 +99,13 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.3f} ± {std:.3f}"
 
 
+def _tool_order(tool: str) -> tuple[float, str]:
+    """Table order: transferlab, its variants (``transferlab[...]``), then the peers."""
+    if tool in TOOLS:
+        return TOOLS.index(tool), tool
+    return (0.5 if tool.startswith("transferlab") else len(TOOLS)), tool
+
+
 def table(runs: list[dict[str, Any]]) -> str:
     """The Markdown table: per regime and tool, test accuracy mean ± std over the seeds, val accuracy, seconds."""
     lines = [
@@ -107,7 +114,7 @@ def table(runs: list[dict[str, Any]]) -> str:
     ]
     for regime in [r for r in REGIMES if any(run["regime"] == r for run in runs)]:
         here = [r for r in runs if r["regime"] == regime]
-        tools = sorted({r["tool"] for r in here}, key=lambda t: (TOOLS.index(t) if t in TOOLS else 1, t))
+        tools = sorted({r["tool"] for r in here}, key=_tool_order)
         rows: list[tuple[str, list[dict[str, Any]], str, str]] = []
         for tool in tools:
             mine = [r for r in here if r["tool"] == tool]

@@ -48,8 +48,8 @@ def tool_name(extra: list[str]) -> str:
 
 
 def slug(tool: str) -> str:
-    """A folder name for a tool."""
-    return "".join(c if c.isalnum() or c in "._-=" else "_" for c in tool)
+    """A folder name for a tool that is also a valid Hydra override value (no ``=``, brackets or spaces)."""
+    return "".join(c if c.isalnum() or c in "._-" else "-" if c == "=" else "_" for c in tool).strip("_")
 
 
 def executable() -> str:
