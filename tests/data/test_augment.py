@@ -15,6 +15,8 @@ ALL_ON = {
     "rotate": 20,
     "color_jitter": 0.4,
     "trivial_augment": True,
+    "rand_augment": 9,
+    "random_erasing": 0.5,
 }
 
 
@@ -23,6 +25,24 @@ def test_parse_defaults_off_and_values():
     spec = parse_augment(ALL_ON)
     assert spec.enabled and spec.random_resized_crop == 0.5 and spec.rotate == 20.0, f"parsed {spec}"
     assert not parse_augment({"random_resized_crop": None, "hflip": False, "rotate": 0}).enabled, "zeros are off"
+    assert spec.rand_augment == 9 and spec.random_erasing == 0.5
+    assert parse_augment({"rand_augment": 9}).enabled and parse_augment({"random_erasing": 0.1}).enabled
+    assert not parse_augment({"rand_augment": 0, "random_erasing": 0}).enabled
+
+
+def test_random_erasing_blanks_one_box_and_rand_augment_changes_the_image():
+    from torchvision.transforms import v2
+
+    from transferlab.data.transforms import augment_ops
+
+    torch.manual_seed(0)
+    image = torch.rand(3, 16, 16) * 0.5 + 0.25  # no zero pixel before erasing
+    (erase,) = augment_ops(AugmentSpec(random_erasing=1.0), 16, v2.InterpolationMode.BILINEAR)
+    zero = (erase(image) == 0).all(dim=0)
+    rows, cols = zero.any(dim=1).nonzero(), zero.any(dim=0).nonzero()
+    assert zero.any() and int(zero.sum()) == len(rows) * len(cols), "one filled box"
+    (rand,) = augment_ops(AugmentSpec(rand_augment=15), 16, v2.InterpolationMode.BILINEAR)
+    assert any(not torch.equal(rand(image), image) for _ in range(5))
 
 
 @pytest.mark.parametrize(
@@ -33,6 +53,9 @@ def test_parse_defaults_off_and_values():
         ({"color_jitter": 2}, "data.augment.color_jitter"),
         ({"random_resized_crop": 0}, "data.augment.random_resized_crop"),
         ({"hflip": "yes"}, "data.augment.hflip"),
+        ({"rand_augment": 2.5}, "data.augment.rand_augment"),
+        ({"rand_augment": 31}, "data.augment.rand_augment"),
+        ({"random_erasing": 1.5}, "data.augment.random_erasing"),
     ],
 )
 def test_bad_augment_names_the_key(raw, needle):

@@ -18,7 +18,9 @@ from transferlab.backbones.base import DataConfig
 from transferlab.data.options import WHERE, check_keys
 from transferlab.errors import ConfigError
 
-AUGMENT_KEYS: tuple[str, ...] = ("random_resized_crop", "hflip", "rotate", "color_jitter", "trivial_augment")
+AUGMENT_KEYS: tuple[str, ...] = (
+    "random_resized_crop", "hflip", "rotate", "color_jitter", "trivial_augment", "rand_augment", "random_erasing",
+)  # fmt: skip
 
 _INTERPOLATION = {
     "nearest": v2.InterpolationMode.NEAREST,
@@ -37,6 +39,9 @@ class AugmentSpec:
         rotate: Maximum random rotation in degrees (0 = off).
         color_jitter: Brightness/contrast/saturation jitter strength in [0, 1] (0 = off).
         trivial_augment: TrivialAugmentWide (one random photometric/geometric op per image).
+        rand_augment: RandAugment magnitude (torchvision's, 2 ops per image) in [0, 30]; 0 = off.
+        random_erasing: Probability of erasing one random box per image (torchvision's ``RandomErasing``, filled
+            with 0 before normalisation); 0 = off.
 
     """
 
@@ -45,6 +50,8 @@ class AugmentSpec:
     rotate: float = 0.0
     color_jitter: float = 0.0
     trivial_augment: bool = False
+    rand_augment: int = 0
+    random_erasing: float = 0.0
 
     @property
     def enabled(self) -> bool:
@@ -55,6 +62,8 @@ class AugmentSpec:
             or self.rotate > 0
             or self.color_jitter > 0
             or self.trivial_augment
+            or self.rand_augment > 0
+            or self.random_erasing > 0
         )
 
 
@@ -100,7 +109,15 @@ def parse_augment(raw: Mapping[str, Any] | None) -> AugmentSpec:
             f"{where}.random_resized_crop={crop!r}: expected the minimum crop scale in (0, 1], or null for no crop. "
             f"Fix: {where}.random_resized_crop=0.8."
         )
+    magnitude = number("rand_augment", 0.0, 30.0)
+    if not magnitude.is_integer():
+        raise ConfigError(
+            f"{where}.rand_augment={raw.get('rand_augment')!r}: expected an integer magnitude in [0, 30] (0 = off). "
+            f"Fix: {where}.rand_augment=9."
+        )
     return AugmentSpec(
+        rand_augment=int(magnitude),
+        random_erasing=number("random_erasing", 0.0, 1.0),
         random_resized_crop=None if crop is None else float(crop),
         hflip=flag("hflip"),
         rotate=number("rotate", 0.0, 180.0),
@@ -193,6 +210,10 @@ def augment_ops(
         ops.append(v2.ColorJitter(brightness=s, contrast=s, saturation=s))
     if spec.trivial_augment:
         ops.append(v2.TrivialAugmentWide(interpolation=v2.InterpolationMode.BILINEAR))
+    if spec.rand_augment > 0:
+        ops.append(v2.RandAugment(num_ops=2, magnitude=spec.rand_augment, interpolation=v2.InterpolationMode.BILINEAR))
+    if spec.random_erasing > 0:  # last: a box of the finished image
+        ops.append(v2.RandomErasing(p=spec.random_erasing, value=0))
     return ops
 
 
