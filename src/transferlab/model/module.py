@@ -12,6 +12,7 @@ from torch import nn
 from transferlab.data.transforms import normalization, normalize_images
 from transferlab.model.divergence import FiniteLossGuard
 from transferlab.model.freeze import GroupIndex, apply_module_modes
+from transferlab.model.mixing import BatchMixer
 from transferlab.model.optim import build_optimizer, build_param_groups, build_scheduler
 from transferlab.model.tasks.base import Split, Task
 from transferlab.model.tasks.classification import ClassificationTask
@@ -67,6 +68,7 @@ class TransferModule(pl.LightningModule):
         self.inputs: Inputs = "images"
         self.channels_last = False
         self.finite_loss = FiniteLossGuard()
+        self.mixer: BatchMixer | None = None  # the step's mixup/CutMix (images only)
         self._statistics: tuple[torch.Tensor, torch.Tensor] | None = None  # mean/std for uint8 batches
         #: The latest epoch's recorded metrics per split (``train``, ``val``, ``test``), and the test's details.
         self.epoch_metrics: dict[str, dict[str, float]] = {}
@@ -82,6 +84,8 @@ class TransferModule(pl.LightningModule):
         """
         self.step_plan = step
         self.use_inputs(inputs)
+        self.mixer = BatchMixer(step.stage) if step.stage.mixes else None
+        self.task.stage_smoothing = step.stage.label_smoothing
         self.groups.set_trainable(step.trainable_groups, step.stage.bn, step.stage.params)
         for p in self.head_parameters():
             p.requires_grad_(True)
@@ -163,7 +167,10 @@ class TransferModule(pl.LightningModule):
         return normalize_images(x, *self._statistics)
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        """The task's loss (plus the regularizer's penalty) on one batch."""
+        """The task's loss (plus the regularizer's penalty) on one batch (mixed first, when the stage mixes)."""
+        if self.mixer is not None and self.inputs == "images":
+            x, y = batch
+            batch = self.mixer(x, self.task.soft_targets(y))
         out = self.task.training_step(batch, self.features)
         loss = out.loss
         logged = self.step_is_logged()

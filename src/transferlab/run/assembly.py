@@ -185,14 +185,27 @@ def check_task(config: RunConfig, task: Task, data: Any) -> None:
     """The checks that need the task and the rest of the config (see the module docstring).
 
     Raises:
-        ConfigError: For a regularizer with multi-task data, an ``optimized_metric`` the task does not record,
-            or a declared ``num_classes`` the data does not have.
+        ConfigError: For a regularizer with multi-task data, mixup/CutMix with multi-task data or a focal loss,
+            an ``optimized_metric`` the task does not record, or a declared ``num_classes`` the data does not have.
     """
     regularizer = config.regularizer.get("name") or "none"
     if regularizer != "none" and config.data.get("name") == MULTITASK:
         raise ConfigError(
             f"regularizer={regularizer}: not supported with data=multitask (no single head). Fix: regularizer=none."
         )
+    mixing = [stage.name for stage in config.strategy.stages if stage.mixes]
+    if mixing:
+        key = f"strategy.stages.{mixing[0]}.mixup/cutmix"
+        if config.data.get("name") == MULTITASK:
+            raise ConfigError(
+                f"{key}: mixup/CutMix mixes the labels of one head; data=multitask has several. "
+                f"Fix: strategy.stages.{mixing[0]}.mixup=0 and strategy.stages.{mixing[0]}.cutmix=0."
+            )
+        if config.task.loss == "focal" and not task.describe().get("multi_label"):
+            raise ConfigError(
+                f"{key}: mixed batches carry class probabilities, which task.loss=focal does not take. "
+                f"Fix: task.loss=auto, or strategy.stages.{mixing[0]}.mixup=0 and ...cutmix=0."
+            )
     metric = config.options.optimized_metric
     if metric is not None and metric not in task.metric_names():
         names = ", ".join(n for n in task.metric_names() if n.startswith("val/"))

@@ -93,6 +93,8 @@ def cache_blocker(module: nn.Module, data: Any, enabled: bool) -> str | None:
         return reason
     if getattr(module, "regularizer", None) is not None:
         return "a regularizer reads the inputs"
+    if getattr(module, "mixer", None) is not None:
+        return "mixup/CutMix mixes the images of every batch"
     backbone = module.backbone  # type: ignore[attr-defined]
     if any(p.requires_grad for p in backbone.parameters()):
         return "backbone parameters train in this step"

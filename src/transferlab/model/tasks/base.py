@@ -77,6 +77,8 @@ class Task(nn.Module):
     monitor: str = "val/acc"
     monitor_mode: Literal["max", "min"] = "max"
     sanity_checking: bool = False
+    #: The current stage's label smoothing of the training loss (``None``: the ``task`` group's).
+    stage_smoothing: float | None = None
 
     # ---- parameters ---------------------------------------------------------------------------------
     def head_groups(self) -> dict[str, list[nn.Parameter]]:
@@ -123,6 +125,14 @@ class Task(nn.Module):
     def cache_blocker(self) -> str | None:
         """Why batches of this task cannot be cached backbone features (``None``: they can)."""
         return None
+
+    def soft_targets(self, target: torch.Tensor) -> torch.Tensor:
+        """A batch's targets as float rows ``(B, K)`` that mixup/CutMix can mix (one-hot classes, 0/1 labels).
+
+        Raises:
+            NotImplementedError: For a task whose batches cannot be mixed (the assembly refuses it first).
+        """
+        raise NotImplementedError(f"{type(self).__name__} batches cannot be mixed (mixup/cutmix)")
 
 
 def named_splits(names: Mapping[str, Any]) -> list[str]:

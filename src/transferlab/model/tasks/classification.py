@@ -74,15 +74,16 @@ class ClassificationTask(LinearHeadTask):
 
     # ---- loops ------------------------------------------------------------------------------------------
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], features_of: FeaturesOf) -> StepOutput:
-        """The ``task`` group's loss; loss and accuracy accumulate on the device (no per-step sync)."""
+        """The ``task`` group's loss; loss and accuracy accumulate on the device (no per-step sync).
+
+        ``y`` holds class indices, or class probabilities ``(B, C)`` in a mixed (mixup/CutMix) batch: its
+        training accuracy then counts the larger share of each mixed pair.
+        """
         x, y = batch
         features = features_of(x)
         logits = self(features)
-        o = self.options
-        loss = single_label_loss(
-            logits, y, weight=self.head.class_weight, smoothing=o.label_smoothing, gamma=self.gamma
-        )
-        self.train_totals.update(loss, logits, y)
+        loss = single_label_loss(logits, y, weight=self.head.class_weight, smoothing=self.smoothing, gamma=self.gamma)
+        self.train_totals.update(loss, logits, y if y.ndim == 1 else y.argmax(dim=1))
         return StepOutput(loss, inputs=x, features=features)
 
     def eval_step(
@@ -149,6 +150,10 @@ class ClassificationTask(LinearHeadTask):
 
         recorded = {f"test/{k}": float(v) for k, v in scores.items()}
         return EpochValues(logged, recorded, details, {"test/confusion_matrix": draw})
+
+    def soft_targets(self, target: torch.Tensor) -> torch.Tensor:
+        """One-hot rows ``(B, C)`` of class indices (what mixup mixes)."""
+        return F.one_hot(target.long(), self.num_classes).float()
 
     # ---- description ------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:

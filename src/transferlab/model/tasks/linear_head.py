@@ -48,6 +48,11 @@ class LinearHeadTask(Task):
         self.dropout = nn.Dropout(head_dropout)
         self.head = nn.Linear(int(num_features), outputs)
 
+    @property
+    def smoothing(self) -> float:
+        """Label smoothing of the training loss now: the stage's, else the ``task`` group's."""
+        return self.options.label_smoothing if self.stage_smoothing is None else self.stage_smoothing
+
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Logits of shape ``(B, outputs)``."""
         return self.head(self.dropout(features))

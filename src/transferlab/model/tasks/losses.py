@@ -6,6 +6,9 @@ Every formula here is the one the docs state and the tests check:
   (class weights ``w``, all ones when not set; label smoothing ε), focal multiplies it by ``(1 − p_y)^γ``, and
   the batch loss is ``Σ_i ℓ_i / Σ_i w_{y_i}``. That is PyTorch's weighted, smoothed cross-entropy: without
   focusing it equals ``F.cross_entropy(logits, y, weight=w, label_smoothing=ε)`` (the function used then).
+  Mixed batches (mixup/CutMix) carry class probabilities ``t_i``: ``F.cross_entropy`` with probability targets,
+  ``ℓ_i = −Σ_c w_c t'_ic log p_ic`` with ``t' = (1−ε)·t + ε/C``, averaged over the batch (focal loss takes
+  class indices only; the assembly refuses it with mixing).
 * multi-label, per sample ``i`` and label ``l`` with target ``t = y·(1−ε) + ε/2``:
   ``ℓ_il = −[pw_l · t log σ(z) + (1−t) log(1−σ(z))]``; focal multiplies the positive term by ``(1−σ(z))^γ``
   and the negative one by ``σ(z)^γ``. The batch loss is ``Σ_il w_l ℓ_il / (B · Σ_l w_l / L)``: the mean over
@@ -106,11 +109,18 @@ def single_label_loss(
 
     Args:
         logits: ``(B, C)``.
-        target: ``(B,)`` class indices.
+        target: ``(B,)`` class indices, or ``(B, C)`` class probabilities (a mixed batch).
         weight: ``(C,)`` class weights, or ``None``.
         smoothing: Label smoothing ε.
         gamma: Focal exponent γ; ``None`` for plain cross-entropy.
+
+    Raises:
+        ValueError: For probability targets with focusing.
     """
+    if target.ndim == 2:
+        if gamma is not None:
+            raise ValueError("focal loss takes class indices; mixed (mixup/CutMix) batches need cross_entropy")
+        return F.cross_entropy(logits, target.to(logits.dtype), weight=weight, label_smoothing=smoothing)
     if gamma is None:
         return F.cross_entropy(logits, target, weight=weight, label_smoothing=smoothing)
     logp = F.log_softmax(logits.float(), dim=1)

@@ -145,7 +145,7 @@ class MultiLabelTask(LinearHeadTask):
             y,
             weight=self.head.label_weight,
             pos_weight=self.head.pos_weight,
-            smoothing=self.options.label_smoothing,
+            smoothing=self.smoothing,
             gamma=self.gamma,
         )
         self.train_loss.update(loss)
@@ -232,6 +232,10 @@ class MultiLabelTask(LinearHeadTask):
             return ap_figure(per_label, title=f"test average precision per label after {stage}")
 
         return EpochValues(logged, recorded, details, {"test/ap_per_label": draw})
+
+    def soft_targets(self, target: torch.Tensor) -> torch.Tensor:
+        """The 0/1 label rows as floats (what mixup mixes)."""
+        return target.float()
 
     # ---- description ------------------------------------------------------------------------------------
     def describe(self) -> dict[str, Any]:
