@@ -54,3 +54,49 @@ def test_strategy_level_errors():
         parse_strategy({"name": "x", "stage": {}})
     with pytest.raises(ConfigError, match="every stage is null"):
         parse_strategy({"name": "x", "stages": {"a": None}})
+
+
+def test_the_recipe_keys_parse_and_bad_values_name_the_key_and_the_fix():
+    from transferlab.strategies.spec import parse_stage
+
+    stage = parse_stage(
+        "ft",
+        {
+            "epochs": 6,
+            "patience": 2,
+            "mixup": 0.2,
+            "cutmix": 1.0,
+            "ema_decay": 0.99,
+            "lr": "auto",
+            "label_smoothing": 0.1,
+        },
+        "strategy.stages.ft",
+    )
+    assert stage.lr_auto and stage.mixes and stage.patience == 2 and stage.ema_decay == 0.99
+    assert (
+        not parse_stage("ft", {"lr": None}, "s").lr_auto
+        and not parse_stage("ft", {"mix_prob": 0.0, "mixup": 0.2}, "s").mixes
+    )
+    bad = {
+        "patience": (6, "can never end a stage of 6 epochs"),
+        "ema_decay": (1.0, "must be in (0, 1)"),
+        "label_smoothing": (1.0, "must be in [0, 1)"),
+        "mix_prob": (1.5, "must be in [0, 1]"),
+        "mixup": (-0.1, "must be ≥ 0"),
+        "lr": ("fast", "expected auto"),
+    }
+    for key, (value, needle) in bad.items():
+        with pytest.raises(ConfigError) as err:
+            parse_stage("ft", {"epochs": 6, key: value}, "strategy.stages.ft")
+        assert str(err.value).startswith(f"strategy.stages.ft.{key}=") and needle in str(err.value), err.value
+        assert "Fix:" in str(err.value)
+
+
+def test_final_defaults_to_best_and_refuses_other_values():
+    from transferlab.strategies.spec import parse_strategy
+
+    stages = {"a": {"epochs": 1}, "b": {"epochs": 1}}
+    assert parse_strategy({"stages": stages}).final == "best"
+    assert parse_strategy({"stages": stages, "final": "last"}).final == "last"
+    with pytest.raises(ConfigError, match=r"strategy.final='worst': choose one of best, last"):
+        parse_strategy({"stages": stages, "final": "worst"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from transferlab.strategies.plan import Plan
+from transferlab.strategies.spec import StageSpec
 
 
 def _fmt_int(n: int) -> str:
@@ -33,10 +34,13 @@ def format_plan(plan: Plan, backbone_name: str = "") -> str:
         if step.step_index == 0:
             lines.append("")
             lines.append(
-                f"stage {step.stage_index + 1}/{n_stages} {st.name}: {st.epochs} epochs · bn={st.bn} · "
+                f"stage {step.stage_index + 1}/{n_stages} {st.name}: {_epochs(st)} · bn={st.bn} · "
                 f"{st.optimizer} wd={st.weight_decay:g} · {st.scheduler} warmup={st.warmup_epochs} · "
                 f"carry={st.carry}"
             )
+            extras = stage_extras(st)
+            if extras:
+                lines.append(f"  also: {extras}")
         first = step.global_first_epoch + 1
         last = step.global_first_epoch + step.epochs
         groups = ", ".join(step.trainable_groups) or "none"
@@ -51,7 +55,42 @@ def format_plan(plan: Plan, backbone_name: str = "") -> str:
         for k in range(step.epochs):
             cells = "  ".join(f"{step.param_group_lrs[n][k]:.3e}".ljust(width) for n in names)
             lines.append(f"    {step.global_first_epoch + k + 1:<5}  {cells}")
+    lines += ["", final_line(plan)]
     return "\n".join(lines)
+
+
+def _epochs(stage: StageSpec) -> str:
+    if stage.patience is None:
+        return f"{stage.epochs} epochs"
+    delta = f" by more than {stage.min_delta:g}" if stage.min_delta else ""
+    return f"up to {stage.epochs} epochs (ends after {stage.patience} epochs without a better val score{delta})"
+
+
+def stage_extras(stage: StageSpec) -> str:
+    """The stage's extras in one line (``""`` when none is on): ``lr=auto``, smoothing, mixup/CutMix, EMA."""
+    parts = []
+    if stage.lr_auto:
+        parts.append("lr=auto (a range test at the stage's start scales the LRs below, their ratios kept)")
+    if stage.label_smoothing is not None:
+        parts.append(f"label_smoothing={stage.label_smoothing:g}")
+    if stage.mixes:
+        mix = [f"mixup α={stage.mixup:g}"] if stage.mixup > 0 else []
+        mix += [f"cutmix α={stage.cutmix:g}"] if stage.cutmix > 0 else []
+        switch = f", cutmix share {stage.mix_switch_prob:g}" if len(mix) == 2 else ""
+        parts.append(f"{' + '.join(mix)} (p={stage.mix_prob:g}{switch})")
+    if stage.ema_decay is not None:
+        parts.append(f"EMA of the weights (decay {stage.ema_decay:g}; kept if better on val)")
+    return " · ".join(parts)
+
+
+def final_line(plan: Plan) -> str:
+    """What the run ends with (``strategy.final``)."""
+    if plan.strategy.final == "last" or len(plan.strategy.stages) == 1:
+        return f"final model: the last stage's carried weights (strategy.final={plan.strategy.final})"
+    return (
+        "final model: the stage whose carried weights score best on val, ties to the lower val/loss, then the "
+        "earlier stage (strategy.final=best)"
+    )
 
 
 def plan_to_dict(plan: Plan, backbone_name: str = "") -> dict[str, Any]:
@@ -68,6 +107,11 @@ def plan_to_dict(plan: Plan, backbone_name: str = "") -> dict[str, Any]:
     """
     return {
         "strategy": plan.strategy.name,
+        "final": plan.strategy.final,
+        "stages": [
+            {"name": st.name, "epochs": st.epochs, "patience": st.patience, "regularisers": stage_extras(st)}
+            for st in plan.strategy.stages
+        ],
         "backbone": backbone_name,
         "groups": [{"name": g.name, "params": g.num_params} for g in plan.groups],
         "head_params": plan.head_params,

@@ -8,13 +8,13 @@ typed specs and rejects bad values with messages that name the key, the value an
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
 from transferlab.config.readers import read_str
 from transferlab.errors import ConfigError
+from transferlab.strategies.values import EXAMPLES, NULLABLE, UNIT, number, trainable, unit, unknown_key
 
 BnMode = Literal["train", "eval", "frozen"]
 Optimizer = Literal["adamw", "adam", "sgd"]
@@ -22,6 +22,7 @@ Scheduler = Literal["constant", "cosine", "linear"]
 Carry = Literal["best", "last"]
 Params = Literal["all", "bias", "adapter"]
 Init = Literal["pretrained", "random"]
+Final = Literal["best", "last"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,20 @@ class StageSpec:
             (highest ``val/acc`` of this stage) or ``last``.
         params: Which parameters of the trainable groups train: ``all``, ``bias`` (BitFit: biases only) or
             ``adapter`` (only adapter parameters such as LoRA's, the pretrained weights stay frozen).
+        patience: Plateau rule: the stage ends once this many epochs in a row did not improve the monitored
+            validation metric by more than ``min_delta`` (``epochs`` is then the most it runs); ``None`` = off.
+        min_delta: The improvement the plateau rule counts (in the monitored metric's units).
+        label_smoothing: Label smoothing of this stage's training loss; ``None`` = the ``task`` group's.
+        mixup: Mixup alpha (Beta(α, α) mixing of image pairs and their labels, timm's ``Mixup``); 0 = off.
+        cutmix: CutMix alpha (a pasted box of the paired image, labels by area); 0 = off. With both on, a batch
+            uses one of them (``mix_switch_prob`` is CutMix's share).
+        mix_prob: Probability that a training batch is mixed (when ``mixup`` or ``cutmix`` is on).
+        mix_switch_prob: With both on, the probability that a mixed batch uses CutMix rather than mixup.
+        lr_auto: ``lr: auto`` in the config: the engine runs ``lr-find``'s range test on the weights the stage
+            starts from and trains at its suggested head rate, every other group keeping its planned ratio.
+        ema_decay: An exponential moving average of the weights, updated every optimizer step with this decay
+            (e.g. 0.998); at the end of the stage it is scored on val beside the raw weights and the better is
+            carried. ``None`` = off.
     """
 
     name: str
@@ -72,6 +87,20 @@ class StageSpec:
     unfreeze_max: int | None = None
     carry: Carry = "best"
     params: Params = "all"
+    patience: int | None = None
+    min_delta: float = 0.0
+    label_smoothing: float | None = None
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    mix_prob: float = 1.0
+    mix_switch_prob: float = 0.5
+    ema_decay: float | None = None
+    lr_auto: bool = False
+
+    @property
+    def mixes(self) -> bool:
+        """Whether training batches of this stage are mixed (mixup or CutMix)."""
+        return (self.mixup > 0 or self.cutmix > 0) and self.mix_prob > 0
 
     @property
     def backbone_lr(self) -> float:
@@ -91,6 +120,9 @@ class StrategySpec:
         shared_groups: Share the first K layer groups: groups ``K`` and above are re-initialised before the
             first stage (``None`` = share all; the transfer depth of Yosinski et al. 2014).
         adapter: Parameter-efficient adapter settings (``{kind: lora, rank: 8, …}``) or ``None``.
+        final: The model the run ends with (tested, exported): ``best`` = the stage whose carried weights score
+            best on the monitored validation metric (ties: lower val/loss, then the earlier stage), so a stage
+            that hurts never leaves the run worse than the one before; ``last`` = the last stage's weights.
     """
 
     name: str
@@ -99,6 +131,7 @@ class StrategySpec:
     head_dropout: float = 0.0
     shared_groups: int | None = None
     adapter: dict[str, Any] | None = None
+    final: Final = "best"
 
     @property
     def total_epochs(self) -> int:
@@ -106,8 +139,10 @@ class StrategySpec:
         return sum(s.epochs for s in self.stages)
 
 
-_STAGE_FIELDS = {f.name: f for f in dataclasses.fields(StageSpec) if f.name != "name"}
-_STRATEGY_KEYS = ("name", "init", "head_dropout", "shared_groups", "adapter", "stages", "max_stage_epochs")
+_STAGE_FIELDS = {f.name: f for f in dataclasses.fields(StageSpec) if f.name not in ("name", "lr_auto")}
+_STRATEGY_KEYS = (
+    "name", "init", "head_dropout", "shared_groups", "adapter", "final", "stages", "max_stage_epochs",
+)  # fmt: skip
 _CHOICES: dict[str, tuple[str, ...]] = {
     "bn": get_args(BnMode),
     "optimizer": get_args(Optimizer),
@@ -117,68 +152,9 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
-#: A sensible value per stage key, shown in the fix of an out-of-range value.
-_EXAMPLES: dict[str, str] = {
-    "epochs": "5",
-    "lr_head": "0.01",
-    "lr_backbone": "0.001",
-    "lr_decay": "0.7",
-    "unfreeze_every": "1",
-    "warmup_epochs": "0",
-    "unfreeze_max": "2",
-    "weight_decay": "0.01",
-    "momentum": "0.9",
-    "min_lr_ratio": "0.0",
-    "shared_groups": "2",
-    "head_dropout": "0.1",
-}
-
-
 def _example(key: str) -> str:
     """A valid value of stage key ``key`` for a message's fix: the shipped example, else the default."""
-    return _EXAMPLES.get(key) or str(_STAGE_FIELDS[key].default)
-
-
-def _unknown_key(where: str, key: str, valid: list[str] | tuple[str, ...]) -> ConfigError:
-    close = difflib.get_close_matches(key, list(valid), n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return ConfigError(f"{where}.{key}: unknown key; {hint}valid keys: {', '.join(valid)}.")
-
-
-def _number(key: str, value: Any, *, kind: type, minimum: float | None = None, strict: bool = False) -> Any:
-    what = "an integer" if kind is int else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{key}={value!r}: expected {what}. Fix: {key}=<{what.split()[-1]}>.")
-    if kind is int and not float(value).is_integer():
-        raise ConfigError(f"{key}={value!r}: expected an integer. Fix: {key}={int(value)}.")
-    value = kind(value)
-    if minimum is not None and (value <= minimum if strict else value < minimum):
-        op = ">" if strict else "≥"
-        example = _EXAMPLES.get(key.rsplit(".", 1)[-1])
-        fix = f"{key}=<{what.split()[-1]} {op} {minimum:g}>" + (f", e.g. {key}={example}" if example else "")
-        raise ConfigError(f"{key}={value!r}: must be {op} {minimum}. Fix: {fix}.")
-    return value
-
-
-def _trainable(key: str, value: Any) -> str | tuple[str, ...]:
-    if isinstance(value, str):
-        if not value.strip():
-            raise ConfigError(
-                f"{key}={value!r}: must not be empty; name the groups that train. Fix: {key}=all (or head, top:2)."
-            )
-        if value in ("head", "all", "new"):
-            return value
-        if value.startswith("top:"):
-            if not value[4:].isdigit():
-                raise ConfigError(f"{key}={value!r}: 'top:K' needs an integer K, e.g. {key}=top:2.")
-            return value
-        return (value,)  # a single pattern
-    if isinstance(value, (list, tuple)) and value and all(isinstance(v, str) and v.strip() for v in value):
-        return tuple(value)
-    raise ConfigError(
-        f"{key}={value!r}: expected 'head', 'all', 'new', 'top:K' or a list of layer-group patterns. "
-        f"Fix: {key}=all or {key}=[group4,top] ('transferlab plan' shows the group names)."
-    )
+    return EXAMPLES.get(key) or str(_STAGE_FIELDS[key].default)
 
 
 def parse_stage(name: str, raw: Mapping[str, Any], where: str) -> StageSpec:
@@ -194,11 +170,19 @@ def parse_stage(name: str, raw: Mapping[str, Any], where: str) -> StageSpec:
     """
     values: dict[str, Any] = {}
     for key, value in raw.items():
+        if key == "lr":  # lr: auto — not a field: it sets lr_auto, and the stage's rates stay its base
+            if value not in (None, "auto"):
+                raise ConfigError(
+                    f"{where}.lr={value!r}: expected auto (a range test at the stage's start scales the stage's "
+                    f"rates) or null (the rates as given). Fix: {where}.lr=auto, or set {where}.lr_head."
+                )
+            values["lr_auto"] = value == "auto"
+            continue
         if key not in _STAGE_FIELDS:
-            raise _unknown_key(where, key, list(_STAGE_FIELDS))
+            raise unknown_key(where, key, [*_STAGE_FIELDS, "lr"])
         full = f"{where}.{key}"
         if value is None:
-            if key in ("lr_backbone", "lr_decay", "unfreeze_every", "unfreeze_max"):
+            if key in NULLABLE:
                 values[key] = None
                 continue
             raise ConfigError(f"{full}=null: a value is required here. Fix: {full}={_example(key)}.")
@@ -209,27 +193,34 @@ def parse_stage(name: str, raw: Mapping[str, Any], where: str) -> StageSpec:
                 )
             values[key] = value
         elif key == "trainable":
-            values[key] = _trainable(full, value)
-        elif key in ("epochs", "unfreeze_every"):
-            values[key] = _number(full, value, kind=int, minimum=1)
+            values[key] = trainable(full, value)
+        elif key in ("epochs", "unfreeze_every", "patience"):
+            values[key] = number(full, value, kind=int, minimum=1)
         elif key in ("warmup_epochs", "unfreeze_max"):
-            values[key] = _number(full, value, kind=int, minimum=0)
+            values[key] = number(full, value, kind=int, minimum=0)
         elif key in ("lr_head", "lr_backbone"):
-            values[key] = _number(full, value, kind=float, minimum=0.0, strict=True)
+            values[key] = number(full, value, kind=float, minimum=0.0, strict=True)
         elif key == "lr_decay":
-            values[key] = _number(full, value, kind=float, minimum=0.0, strict=True)
+            values[key] = number(full, value, kind=float, minimum=0.0, strict=True)
             if values[key] > 1.0:
                 raise ConfigError(
                     f"{full}={value!r}: layer decay must be in (0, 1] (lower groups learn slower). "
-                    f"Fix: {full}={_EXAMPLES['lr_decay']} (or null: no decay)."
+                    f"Fix: {full}={EXAMPLES['lr_decay']} (or null: no decay)."
                 )
-        elif key in ("weight_decay", "momentum", "min_lr_ratio"):
-            values[key] = _number(full, value, kind=float, minimum=0.0)
+        elif key in ("weight_decay", "momentum", "min_lr_ratio", "min_delta", "mixup", "cutmix"):
+            values[key] = number(full, value, kind=float, minimum=0.0)
+        elif key in UNIT or key in ("label_smoothing", "ema_decay"):
+            values[key] = unit(full, key, value)
     spec = StageSpec(name=name, **values)
     if spec.warmup_epochs >= spec.epochs and spec.warmup_epochs > 0:
         raise ConfigError(
             f"{where}.warmup_epochs={spec.warmup_epochs}: warm-up must be shorter than the stage "
             f"({where}.epochs={spec.epochs}). Fix: lower warmup_epochs or raise epochs."
+        )
+    if spec.patience is not None and spec.patience >= spec.epochs:
+        raise ConfigError(
+            f"{where}.patience={spec.patience}: the plateau rule can never end a stage of {spec.epochs} epochs "
+            f"(it needs patience + 1). Fix: {where}.patience=<fewer than epochs>, or {where}.epochs=<more>."
         )
     if spec.unfreeze_every is not None and spec.unfreeze_every >= spec.epochs:
         raise ConfigError(
@@ -243,12 +234,13 @@ def _capped(stage: StageSpec, cap: int) -> StageSpec:
     """``stage`` with at most ``cap`` epochs; its warm-up and unfreeze interval shrink to fit (smoke runs)."""
     if stage.epochs <= cap:
         return stage
-    every = stage.unfreeze_every
+    every, patience = stage.unfreeze_every, stage.patience
     return dataclasses.replace(
         stage,
         epochs=cap,
         warmup_epochs=min(stage.warmup_epochs, cap - 1),
         unfreeze_every=None if every is None else (min(every, cap - 1) or None),
+        patience=None if patience is None else (min(patience, cap - 1) or None),
     )
 
 
@@ -264,7 +256,7 @@ def parse_strategy(raw: Mapping[str, Any], where: str = "strategy") -> StrategyS
     """
     for key in raw:
         if key not in _STRATEGY_KEYS:
-            raise _unknown_key(where, key, _STRATEGY_KEYS)
+            raise unknown_key(where, key, _STRATEGY_KEYS)
     stages_raw = raw.get("stages")
     if not isinstance(stages_raw, Mapping) or not stages_raw:
         raise ConfigError(
@@ -286,19 +278,19 @@ def parse_strategy(raw: Mapping[str, Any], where: str = "strategy") -> StrategyS
         raise ConfigError(f"{where}.stages: every stage is null; keep at least one.")
     cap = raw.get("max_stage_epochs")
     if cap is not None:
-        cap = _number(f"{where}.max_stage_epochs", cap, kind=int, minimum=1)
+        cap = number(f"{where}.max_stage_epochs", cap, kind=int, minimum=1)
         stages = [_capped(stage, cap) for stage in stages]
     init = raw.get("init", "pretrained")
     if init not in get_args(Init):
         raise ConfigError(
             f"{where}.init={init!r}: choose one of {', '.join(get_args(Init))}. Fix: {where}.init=pretrained."
         )
-    dropout = _number(f"{where}.head_dropout", raw.get("head_dropout", 0.0), kind=float, minimum=0.0)
+    dropout = number(f"{where}.head_dropout", raw.get("head_dropout", 0.0), kind=float, minimum=0.0)
     if dropout >= 1.0:
         raise ConfigError(f"{where}.head_dropout={dropout}: must be in [0, 1). Fix: {where}.head_dropout=0.1.")
     shared = raw.get("shared_groups")
     if shared is not None:
-        shared = _number(f"{where}.shared_groups", shared, kind=int, minimum=0)
+        shared = number(f"{where}.shared_groups", shared, kind=int, minimum=0)
         if init == "random":
             raise ConfigError(f"{where}.shared_groups={shared}: nothing is shared when {where}.init=random.")
     elif any(s.trainable == "new" for s in stages):
@@ -317,6 +309,12 @@ def parse_strategy(raw: Mapping[str, Any], where: str = "strategy") -> StrategyS
             f"{where}.adapter=null: a stage trains params=adapter, which needs an adapter. "
             f"Fix: strategy=lora (or set {where}.adapter), or params=all."
         )
+    final = raw.get("final", "best")
+    if final not in get_args(Final):
+        raise ConfigError(
+            f"{where}.final={final!r}: choose one of {', '.join(get_args(Final))} (best: the stage best on val; "
+            f"last: the last stage). Fix: {where}.final=best."
+        )
     if adapter is not None:
         from transferlab.adapters.spec import parse_adapter  # deferred: the adapters package imports peft, timm
 
@@ -328,4 +326,5 @@ def parse_strategy(raw: Mapping[str, Any], where: str = "strategy") -> StrategyS
         head_dropout=dropout,
         shared_groups=shared,
         adapter=None if adapter is None else dict(adapter),
+        final=final,
     )
