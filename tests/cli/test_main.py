@@ -18,6 +18,7 @@ def test_usage_lists_every_command_module_once_with_its_summary(capsys):
         "train",
         "validate",
         "plan",
+        "lr-find",
         "eval",
         "predict",
         "export",

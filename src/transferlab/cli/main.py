@@ -29,13 +29,14 @@ examples:
 
 
 def command_names() -> list[str]:
-    """Every command, by module name (not imported)."""
-    return sorted(m.name for m in pkgutil.iter_modules(commands_package.__path__) if not m.name.startswith("_"))
+    """Every command, by module name with ``-`` for ``_`` (``lr_find.py`` is ``lr-find``; not imported)."""
+    modules = pkgutil.iter_modules(commands_package.__path__)
+    return sorted(m.name.replace("_", "-") for m in modules if not m.name.startswith("_"))
 
 
 def load_command(name: str) -> ModuleType:
     """The module of command ``name``."""
-    return importlib.import_module(f"{commands_package.__name__}.{name}")
+    return importlib.import_module(f"{commands_package.__name__}.{name.replace('-', '_')}")
 
 
 def usage() -> str:
