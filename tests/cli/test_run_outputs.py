@@ -48,7 +48,9 @@ def test_run_dir_holds_config_events_checkpoints_metrics_and_model(finished_run)
     assert set(metrics["stages"]) == {"probe", "finetune"}, metrics["stages"]
     for stage in metrics["stages"].values():
         assert 0.0 <= stage["test/acc"] <= 1.0 and 0.0 <= stage["val/acc"] <= 1.0, stage
-    assert metrics["final"]["test/acc"] == metrics["stages"]["finetune"]["test/acc"], metrics["final"]
+    chosen = metrics["selection"]["stage"]  # strategy.final=best: the stage best on val
+    assert metrics["selection"]["scores"][chosen] == max(metrics["selection"]["scores"].values())
+    assert metrics["final"]["test/acc"] == metrics["stages"][chosen]["test/acc"], metrics["final"]
     assert len(metrics["epochs"]) == 3, "one history row per epoch"
 
 

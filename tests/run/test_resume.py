@@ -16,15 +16,31 @@ from tests.run.killer import ENV
 from tests.run.outside import THREE_STAGES
 from transferlab.run.checkpoints import LastCheckpoint
 
+# With the stage rules and regularisers on, so that every kill point also checks that they resume exactly: stage
+# 2's rates from an inline range test (lr: auto) and an EMA of its weights, mixup/CutMix and an EMA in stage 3,
+# whose plateau rule ends it after 2 of its 3 epochs (seed 5), and strategy.final=best choosing across the stages.
+RULES = [
+    "strategy.stages.all.epochs=3",
+    "+strategy.stages.top.lr=auto",
+    "+strategy.stages.top.ema_decay=0.5",
+    "+strategy.stages.all.patience=1",
+    "+strategy.stages.all.mixup=0.4",
+    "+strategy.stages.all.cutmix=1.0",
+    "+strategy.stages.all.ema_decay=0.7",
+]
 JOB = [
     *THREE_STAGES,
+    *RULES,
     "callbacks.checkpoint.last_min_interval_s=0",  # last.ckpt every epoch: a kill point in any epoch resumes there
     "+callbacks.extra.kill._target_=tests.run.killer.KillAt",
 ]
 KILL_POINTS = {
-    "mid_epoch": "batch:top:1:0",  # during the 2nd epoch of stage 2
+    "mid_epoch": "batch:top:1:0",  # during the 2nd epoch of stage 2 (its EMA half way)
     "between_stages": "stage_end:probe",  # after stage 1's test, before stage 2 starts
-    "checkpoint_write": "ckpt_write:all:1",  # half way through writing a checkpoint of stage 3
+    # half way through writing the checkpoint of stage 3's 2nd epoch, the one whose plateau rule ends the stage
+    "checkpoint_write": "ckpt_write:all:1",
+    # after stage 3's plateau stop and its test: the resumed step must stop at once, not train its 3rd epoch
+    "after_the_plateau_stop": "stage_end:all",
     # the default 30 s between last.ckpt writes: stage 2's first epoch is not written, so the resume starts
     # from the end of stage 1 and replays the whole of stage 2
     "mid_epoch_sparse_checkpoints": "batch:top:1:0",
@@ -72,6 +88,11 @@ def test_a_killed_run_resumes_to_the_same_metrics_and_weights(uninterrupted, tmp
     assert metrics["epochs"] == full_metrics["epochs"]  # every epoch's losses, accuracies, LRs, trainable counts
     assert weights.keys() == full_weights.keys()
     assert all(torch.equal(weights[k], full_weights[k]) for k in weights), "weights differ after resume"
+    assert metrics["selection"] == full_metrics["selection"]
+    assert stages["all"]["epochs"] == 2 and stages["all"]["early_stop"][0]["rule"] == "plateau", stages["all"]
+    assert stages["top"]["carried"]["ema"]["updates"] == 4  # 2 epochs × 2 batches (limit_train_batches=2)
+    found = stages["top"]["lr_found"]["lr_head"]  # the range test's rate is what stage 2 trained at
+    assert next(row["lr"]["head"] for row in metrics["epochs"] if row["stage"] == "top") == pytest.approx(found)
 
 
 @pytest.mark.slow  # a real subprocess run: in CI's slow phase, keeping the README suite under 15 min

@@ -17,6 +17,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from transferlab.config.run import CallbackOptions
 from transferlab.errors import ConfigError
 from transferlab.run.checkpoints import LastCheckpoint
+from transferlab.run.ema import WeightAverage
 from transferlab.run.progress import StageProgressBar
 from transferlab.run.recorder import RunRecorder
 from transferlab.run.stop import StopAtEpochEnd, StopRequest
@@ -67,6 +68,8 @@ def step_callbacks(
     ``should_stop`` before any of them.
     """
     callbacks: list[pl.Callback] = [StopAtEpochEnd(stop)]
+    if step.stage.ema_decay is not None:  # before the checkpoints: an average updated this step is in them
+        callbacks.append(WeightAverage(recorder.state, step.stage.name, step.stage.ema_decay))
     step_dir = step_checkpoint_dir(run_dir, step.label)
     checkpoint = options.checkpoint
     if checkpoint.save_top_k:

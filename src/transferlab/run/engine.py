@@ -32,9 +32,13 @@ from transferlab.run.distributed import (
     is_script_launched_ddp,
     use_job_command_for_ranks,
 )
+from transferlab.run.ema import keep_better
+from transferlab.run.evaluate import validation_metrics
 from transferlab.run.feature_cache import FeatureCache, cache_blocker, cached_loaders
+from transferlab.run.lr_auto import find_stage_lr, with_found_rates
 from transferlab.run.outputs import stage_row, write_outputs
 from transferlab.run.recorder import RunRecorder
+from transferlab.run.selection import carried, consider, finish
 from transferlab.run.spec import RunConfig, parse_config
 from transferlab.run.speed import apply_speed_settings, skip_failing_nvml_probe
 from transferlab.run.state import RunState
@@ -46,6 +50,7 @@ from transferlab.rundir.layout import CHECKPOINTS_DIR, LAST_CHECKPOINT
 from transferlab.rundir.metrics import format_summary
 from transferlab.strategies.plan import Plan, StepPlan
 from transferlab.strategies.render import format_plan
+from transferlab.strategies.spec import StageSpec
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +105,7 @@ def run(cfg: DictConfig | RunConfig, run_dir: Path, resume: bool | str | None = 
         use_job_command_for_ranks()  # ranks > 0 run this job in this run dir (run/distributed.py)
     pl.seed_everything(config.options.seed, workers=True, verbose=False)
     parts = assemble(config)
-    device = _compute_device(kwargs)
+    device = compute_device(kwargs)
     apply_speed_settings(parts.module, config.trainer.speed, on_gpu=device.type == "cuda")
     placed = parts.data.place_on(device) if isinstance(parts.data, TransferDataModule) else None
     if placed:
@@ -147,6 +152,12 @@ def _run_stages(
         if point is not None and steps[-1][0] < point.step_index:
             continue  # finished before the kill: its row came back with the checkpoint
         stage_start = time.perf_counter()
+        if stage.lr_auto:  # lr: auto: a range test on the weights the stage starts from (once per run)
+            if stage.name not in state.lr_found:
+                state.lr_found[stage.name] = find_stage_lr(parts, stage_index, device)
+            parts = with_found_rates(parts, state)
+            plan, stage = parts.plan, parts.plan.strategy.stages[stage_index]
+            steps = [(i, s) for i, s in enumerate(plan.steps) if s.stage_index == stage_index]
         state.begin_stage(recorder.mode)  # a resumed fit restores the stage's best so far
         for index, step in steps:
             if point is not None and index < point.step_index:
@@ -170,24 +181,70 @@ def _run_stages(
             if stop.requested:
                 raise _interrupted(stop, run_dir, step, trainer, callbacks)
             stopped = early_stop(trainer, step.epochs, callbacks)
-            if stopped is not None:
-                _record_early_stop(state, loggers, stage.name, step.label, stopped)
+            plateau = state.early_stops.get(step.label, {}).get("rule") == "plateau"  # recorded by the recorder
+            if stopped is not None or plateau:
+                _record_early_stop(state, loggers, stage.name, step.label, stopped or state.early_stops[step.label])
+            if plateau:
+                break  # the plateau rule ends the stage: its later unfreeze steps do not run
+        if trainer is None:  # a strategy has at least one stage with at least one epoch; a resume always fits once
+            raise RuntimeError("no plan step ran")
         if stage.carry == "best" and state.best_state is not None:
             module.load_state_dict(state.best_state)
+        carry = _carry_average(parts, recorder, stage, trainer, loaders, device)
+        is_last = stage_index == len(stages) - 1
+        if plan.strategy.final == "best":
+            consider(state, stage.name, carry["val"], module, recorder.monitor, recorder.mode, last=is_last)
         last_test = {}
-        if config.options.test_each_stage and trainer is not None:
+        if config.options.test_each_stage:
             _stop_if_requested(stop, run_dir, f"before the test of stage {stage.name}")
             last_test = _test(trainer, parts, loaders, loggers)
-        state.stages[stage.name] = stage_row(state, stage, time.perf_counter() - stage_start, recorder, last_test)
-    if trainer is None:  # a strategy has at least one stage with at least one epoch; a resume always fits once
+        row = stage_row(state, stage, time.perf_counter() - stage_start, recorder, last_test)
+        found = {"lr_found": state.lr_found[stage.name]} if stage.name in state.lr_found else {}
+        state.stages[stage.name] = row | {"carried": carry} | found
+    if trainer is None:
         raise RuntimeError("no plan step ran")
+    if plan.strategy.final == "best" and finish(state, module, stages[-1].name):
+        chosen = state.selection["stage"]  # type: ignore[index]
+        log.info("final model: stage %s (best %s on val across stages, strategy.final=best)", chosen, recorder.monitor)
+        last_test = _test(trainer, parts, None, loggers)
     return last_test or _test(trainer, parts, loaders, loggers)
+
+
+def _carry_average(
+    parts: RunParts,
+    recorder: RunRecorder,
+    stage: StageSpec,
+    trainer: pl.Trainer,
+    loaders: dict[str, Any] | None,
+    device: torch.device,
+) -> dict[str, Any]:
+    """What the stage carries (``run/selection.py``); with ``ema_decay``, the average instead when it scores better."""
+    state, module = recorder.state, parts.module
+    carry = carried(state, stage)
+    if stage.ema_decay is None or state.ema is None or state.ema.get("stage") != stage.name:
+        return carry
+    val_loaders = loaders["val"] if loaders is not None else parts.data.val_dataloader()
+    ema = keep_better(
+        module, state, carry["val"], lambda: validation_metrics(module, val_loaders, device, trainer),
+        recorder.monitor, recorder.mode,
+    )  # fmt: skip
+    carry["ema"] = {"updates": ema["updates"], "decay": stage.ema_decay, "val": ema["val"], "kept": ema["kept"]}
+    if ema["kept"]:  # the average as of the stage's last epoch
+        carry |= {"weights": "ema", "epoch": state.stage_rows(stage.name)[-1]["epoch"], "val": ema["val"]}
+    return carry
 
 
 def _record_early_stop(state: RunState, loggers: RunLoggers, stage: str, label: str, stopped: dict[str, Any]) -> None:
     """Keep an early stop in the run state (``metrics.json``'s stage row) and say it in the log and the trackers."""
-    state.early_stops[label] = {"stage": stage, **stopped}
-    text = f"step {label} stopped early after {stopped['epochs']} of {stopped['planned']} epochs: {stopped['reason']}"
+    record = state.early_stops[label] = {**state.early_stops.get(label, {}), "stage": stage, **stopped}
+    if record.get("rule") == "plateau":
+        text = (
+            f"stage {stage} ended after {record['stage_epochs']} of {record['stage_planned']} epochs "
+            f"(step {label}): {record['reason']}"
+        )
+    else:
+        epochs = f"{stopped['epochs']} of {stopped['planned']} epochs"
+        text = f"step {label} stopped early after {epochs}: {stopped['reason']}"
     log.info("%s", text)
     loggers.early_stop(label, text)
 
@@ -262,7 +319,7 @@ def _resume_point(run_dir: Path, plan: Plan, resume: bool | str) -> ResumePoint 
     return None
 
 
-def _compute_device(kwargs: dict[str, Any]) -> torch.device:
+def compute_device(kwargs: dict[str, Any]) -> torch.device:
     """Where features are computed for the cache: this rank's GPU when training runs on GPUs, else the CPU."""
     if str(kwargs.get("accelerator", "auto")) in ("auto", "gpu", "cuda") and torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0") or 0))

@@ -66,6 +66,13 @@ def _stage_lines(stages: Mapping[str, Mapping[str, Any]], monitor: str) -> list[
     return rows
 
 
+def _selection_lines(selection: Mapping[str, Any] | None, stages: int) -> list[str]:
+    """Which stage's weights the model holds, and why (several stages only)."""
+    if not selection or stages < 2:
+        return []
+    return ["", f"The model holds the weights of stage **{selection.get('stage')}**: {selection.get('reason')}."]
+
+
 def usage_lines(run_dir: Path, has_model: bool, multi_task: bool) -> list[str]:
     """The commands that use this run's model, with its path."""
     run = shlex.quote(str(run_dir))
@@ -118,6 +125,7 @@ def render_model_card(metrics: Mapping[str, Any], config: Mapping[str, Any], ext
         *metrics_table(final),
         "",
         *_stage_lines(metrics.get("stages") or {}, str(metrics.get("optimized_metric"))),
+        *_selection_lines(metrics.get("selection"), len(metrics.get("stages") or {})),
         "",
         "## Use it",
         "",

@@ -15,6 +15,7 @@ from transferlab.run.hparams import sweep_columns
 from transferlab.run.loggers import RunTensorBoardLogger
 from transferlab.run.model_card import render_model_card, write_model_card
 from transferlab.run.recorder import RunRecorder
+from transferlab.run.selection import selection_record
 from transferlab.run.state import RunState
 from transferlab.rundir.export import MODEL_FORMAT, export_model
 from transferlab.rundir.layout import (
@@ -77,13 +78,15 @@ def write_outputs(
     """Write the run's final files (rank 0 only under DDP) and return the content of ``metrics.json``."""
     config, module, plan = parts.config, parts.module, parts.plan
     rank_zero = is_rank_zero()  # under DDP every rank gets here; one writes
-    last = state.stages[plan.strategy.stages[-1].name]
+    selection = selection_record(state, state.stages, parts.monitor, plan.strategy.final)
+    chosen = state.stages[selection["stage"]]
     # the task's headline first (test/acc, or test/map of a multi-label run), then test/loss and the rest
     task = module.task
     headline = "test/" + task.monitor.split("/", 1)[1]
     final = ({headline: last_test[headline]} if headline in last_test else {}) | last_test
-    # the last stage's validation metrics, so reports choose on validation data (never on test)
-    final.update({k: v for k, v in last.items() if k.startswith("val/")})
+    # the validation metrics of the final weights, so reports choose on validation data (never on test)
+    carried_val = chosen.get("carried", {}).get("val") or {k: v for k, v in chosen.items() if k.startswith("val/")}
+    final.update(carried_val)
     final.setdefault(task.monitor, None)
     resolved = dict(config.resolved)
     if rank_zero:
@@ -141,6 +144,7 @@ def write_outputs(
         "total_params": plan.total_params,
         "seconds": round(seconds, 2),
         "final": final,
+        "selection": selection,
         "stages": state.stages,
         "epochs": state.history,
         # per-class accuracy and confusion counts of the final test (multi-label: per-label AP, F1, thresholds)

@@ -6,6 +6,9 @@ weights of the stage by the monitored validation metric. Lightning saves its ``s
 and gives it back through ``load_state_dict`` when a fit resumes from one, so the record survives any number
 of kills.
 
+It also applies the stage's plateau rule (``run/stage_rules.py``) once an epoch's row is complete, and records
+the stop in the state before ``last.ckpt`` is written, so a run killed right after it resumes stopped.
+
 It is a ``Checkpoint`` subclass (it writes no file) because Lightning runs the epoch-end hook of checkpoint
 callbacks *after* the module's own (a fixed rule of its fit loop): the training metrics the module computes
 at the end of the epoch are in the row before ``LastCheckpoint`` — also a checkpoint callback, placed after
@@ -20,6 +23,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Checkpoint
 
 from transferlab.model.optim import NO_DECAY_SUFFIX
+from transferlab.run.stage_rules import plateau_reason
 from transferlab.run.state import RunState
 
 STATE_KEY = "transferlab.run_state"
@@ -44,6 +48,8 @@ class RunRecorder(Checkpoint):
         self.state = state
         self.monitor = monitor
         self.mode = mode
+        #: Why the plateau rule ended the current step (read by ``run/callbacks.py::early_stop``).
+        self.stopping_reason_message: str | None = None
 
     @property
     def state_key(self) -> str:
@@ -62,6 +68,14 @@ class RunRecorder(Checkpoint):
         RunState.restore_rng(state_dict)
 
     # ---- epochs ---------------------------------------------------------------------------------------
+    def on_train_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
+        """A step resumed after its plateau stop (killed before the next step began) stops again at once."""
+        stop = self.state.early_stops.get(pl_module.step_plan.label)
+        self.stopping_reason_message = None
+        if stop is not None and stop.get("rule") == "plateau":
+            self.stopping_reason_message = str(stop["reason"])
+            trainer.should_stop = True
+
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: Any) -> None:
         """Open the epoch's row: what really trains now (measured, not planned); log it at the epoch's start."""
         step = pl_module.step_plan
@@ -99,6 +113,28 @@ class RunRecorder(Checkpoint):
             self.state.best_score = float(score)
             self.state.best_epoch = int(row["epoch"])
             self.state.best_state = {k: v.detach().clone().cpu() for k, v in pl_module.state_dict().items()}
+        self._apply_plateau_rule(trainer, pl_module.step_plan)
+
+    def _apply_plateau_rule(self, trainer: pl.Trainer, step: Any) -> None:
+        """End the step (and so its stage) when the stage's plateau rule says so; keep why in the state."""
+        stage = step.stage
+        reason = plateau_reason(
+            self.state.stage_rows(stage.name), self.monitor, self.mode, stage.patience, stage.min_delta
+        )
+        stage_epochs = step.first_epoch + trainer.current_epoch + 1
+        if reason is None or stage_epochs >= stage.epochs:
+            return  # going on, or the stage ends here anyway (its planned epochs are done)
+        self.stopping_reason_message = f"plateau rule: {reason}"
+        trainer.should_stop = True  # the engine then skips the stage's later unfreeze steps
+        self.state.early_stops[step.label] = {
+            "stage": stage.name,
+            "rule": "plateau",
+            "epochs": trainer.current_epoch + 1,
+            "planned": step.epochs,
+            "stage_epochs": stage_epochs,
+            "stage_planned": stage.epochs,
+            "reason": self.stopping_reason_message,
+        }
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: Any) -> None:
         """Add the epoch's training metrics (the module computed them just before, see the module docstring)."""

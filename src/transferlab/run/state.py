@@ -34,6 +34,10 @@ class RunState:
         step_offset: The TensorBoard step at which the current plan step started.
         ddp_sync: Step label → the weight digest of every rank after that step (under DDP).
         early_stops: Step label → how a callback ended that step early (stage, epochs run, planned, reason).
+        selection: The cross-stage choice of ``strategy.final=best`` so far: ``{"stage", "score", "loss",
+            "state"}`` of the finished stage whose carried weights scored best on val (``state``: their CPU copy).
+        ema: The current stage's weight average: ``{"stage", "updates", "weights"}`` (``run/ema.py``).
+        lr_found: Stage → what its ``lr: auto`` range test chose (``{"lr_head", "lr_backbone", ...}``).
     """
 
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -44,6 +48,9 @@ class RunState:
     step_offset: int = 0
     ddp_sync: dict[str, list[str]] = field(default_factory=dict)
     early_stops: dict[str, dict[str, Any]] = field(default_factory=dict)
+    selection: dict[str, Any] | None = None
+    ema: dict[str, Any] | None = None
+    lr_found: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def begin_stage(self, mode: str = "max") -> None:
         """Forget the previous stage's best weights (each stage carries its own best)."""
@@ -66,6 +73,11 @@ class RunState:
             "step_offset": self.step_offset,
             "ddp_sync": copy.deepcopy(self.ddp_sync),
             "early_stops": copy.deepcopy(self.early_stops),
+            "selection": self.selection,
+            "ema": _cpu_copy(self.ema),
+            "lr_found": copy.deepcopy(
+                self.lr_found
+            ),  # the live average (a mid-epoch checkpoint holds it as of that step)
             "rng": rng_state(),
         }
 
@@ -88,9 +100,19 @@ class RunState:
             step_offset=int(data["step_offset"]),
             ddp_sync=copy.deepcopy(data["ddp_sync"]),
             early_stops=copy.deepcopy(data.get("early_stops", {})),  # absent in checkpoints of 0.x runs
+            selection=data.get("selection"),
+            ema=data.get("ema"),
+            lr_found=copy.deepcopy(data.get("lr_found", {})),
         )
 
     @staticmethod
     def restore_rng(data: dict[str, Any]) -> None:
         """Set the python, numpy and torch random states saved with ``data``."""
         set_rng_state(data["rng"])
+
+
+def _cpu_copy(ema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The EMA record with its weights copied to the CPU (``None`` stays ``None``)."""
+    if ema is None:
+        return None
+    return {**ema, "weights": {k: v.detach().clone().cpu() for k, v in ema["weights"].items()}}

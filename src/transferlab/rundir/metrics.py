@@ -39,17 +39,24 @@ def format_summary(metrics: dict[str, Any]) -> str:
     """
     monitor = str(metrics.get("optimized_metric") or "val/acc")  # the stage's best epoch is chosen on it
     tested = "test/" + monitor.split("/", 1)[1] if monitor.startswith("val/") else "test/acc"
-    rows = [("stage", "epochs", f"best {monitor}", tested, "seconds")]
+    selection = metrics.get("selection") or {}
+    rows = [("stage", "epochs", f"best {monitor}", f"carried {monitor}", tested, "seconds")]
     for name, m in metrics["stages"].items():
         epochs = str(m["epochs"])
         if m.get("early_stop"):  # a callback stopped a step early: say so where the epochs are counted
             epochs += f" of {m.get('planned_epochs', '?')} (stopped early)"
-        rows.append((name, epochs, _fmt(m.get(monitor)), _fmt(m.get(tested)), f"{m['seconds']:.1f}"))
+        carried = m.get("carried") or {}
+        value = (carried.get("val") or {}).get(monitor, m.get(monitor))
+        shown = _fmt(value) + (" (EMA)" if carried.get("weights") == "ema" else "")
+        shown += " ← final" if selection.get("stage") == name and len(metrics["stages"]) > 1 else ""
+        rows.append((name, epochs, _fmt(m.get(monitor)), shown, _fmt(m.get(tested)), f"{m['seconds']:.1f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"transferlab: run finished in {metrics['seconds']:.1f} s → {metrics['run_dir']}"]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=False)) for r in rows]
     final = metrics["final"]
     lines.append("  final: " + "  ".join(f"{k} {_fmt(v)}" for k, v in final.items()))
+    if selection.get("stage") and len(metrics["stages"]) > 1:
+        lines.append(f"  final model: stage {selection['stage']} ({selection.get('reason', '')})")
     for name, m in metrics["stages"].items():
         for stop in m.get("early_stop") or []:
             lines.append(f"  early stop: {name} step {stop.get('step')}: {stop.get('reason')}")
