@@ -9,7 +9,8 @@ How it works (the data and the rules are in ``tests/config/surface.py``, the inp
    need a companion to be valid here get it from what they hold (a weights file exported in a session fixture for
    ``weights: ???``, a tiny image folder for ``data.root``, the CPU for a GPU trainer on a machine without one, a
    small_cnn target for a LoRA adapter). A (key path, default type) pair found in several options is tested once,
-   in the first; a new key in any YAML enters the matrix by itself.
+   in the first (the keys of different strategy stages count as one path: one parser checks them all); a new key
+   in any YAML enters the matrix by itself.
 2. **Bad values come from the default's type** (``BY_TYPE``: a wrong type, an out-of-range value, and the empty
    values ``''``, ``[]`` for a non-empty list and ``null`` where the key does not accept it), with small tables for
    what a default cannot say: the type of a ``null`` default, the keys that accept ``null``, a key whose meaning

@@ -16,12 +16,11 @@ from tests.run.killer import ENV
 from tests.run.outside import THREE_STAGES
 from transferlab.run.checkpoints import LastCheckpoint
 
-# With the stage rules and regularisers on, so that every kill point also checks that they resume exactly: stage
-# 2's rates from an inline range test (lr: auto) and an EMA of its weights, mixup/CutMix and an EMA in stage 3,
-# whose plateau rule ends it after 2 of its 3 epochs (seed 5), and strategy.final=best choosing across the stages.
+# With the stage rules and regularisers on, so that every kill point also checks that they resume exactly: an EMA
+# of the weights in stages 2 and 3, mixup/CutMix in stage 3, whose plateau rule ends it after 2 of its 3 epochs
+# (seed 5), and strategy.final=best choosing across the stages.
 RULES = [
     "strategy.stages.all.epochs=3",
-    "+strategy.stages.top.lr=auto",
     "+strategy.stages.top.ema_decay=0.5",
     "+strategy.stages.all.patience=1",
     "+strategy.stages.all.mixup=0.4",
@@ -74,6 +73,9 @@ def test_a_killed_run_resumes_to_the_same_metrics_and_weights(uninterrupted, tmp
     run_dir = tmp_path / "killed"
     assert _train(run_dir, KILL_POINTS[point], SPARSE.get(point)) == -9  # SIGKILL: no cleanup, no final files
     assert not (run_dir / "metrics.json").exists() and not (run_dir / "model.safetensors").exists()
+    if point == "checkpoint_write":  # the write killed half way left the previous checkpoint complete
+        last = run_dir / "checkpoints" / "all" / "last.ckpt"
+        assert torch.load(last, map_location="cpu", weights_only=True)["epoch"] == 0  # the epoch before the write
     assert ENV not in os.environ  # the resumed run is not killed again
     proc = run_cli("resume", str(run_dir), cwd=tmp_path, env={"PYTHONPATH": str(REPO)}, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -91,17 +93,6 @@ def test_a_killed_run_resumes_to_the_same_metrics_and_weights(uninterrupted, tmp
     assert metrics["selection"] == full_metrics["selection"]
     assert stages["all"]["epochs"] == 2 and stages["all"]["early_stop"][0]["rule"] == "plateau", stages["all"]
     assert stages["top"]["carried"]["ema"]["updates"] == 4  # 2 epochs × 2 batches (limit_train_batches=2)
-    found = stages["top"]["lr_found"]["lr_head"]  # the range test's rate is what stage 2 trained at
-    assert next(row["lr"]["head"] for row in metrics["epochs"] if row["stage"] == "top") == pytest.approx(found)
-
-
-@pytest.mark.slow  # a real subprocess run: in CI's slow phase, keeping the README suite under 15 min
-def test_a_killed_checkpoint_write_leaves_the_previous_checkpoint_intact(tmp_path):
-    run_dir = tmp_path / "killed"
-    assert _train(run_dir, KILL_POINTS["checkpoint_write"]) == -9
-    last = run_dir / "checkpoints" / "all" / "last.ckpt"
-    state = torch.load(last, map_location="cpu", weights_only=True)  # complete and loadable
-    assert state["epoch"] == 0  # the epoch before the interrupted write
 
 
 def test_resume_refuses_a_dir_without_checkpoints_and_a_finished_dir_is_kept(uninterrupted, tmp_path):

@@ -19,6 +19,10 @@ def _state() -> RunState:
     state.best_state = {"head.weight": torch.ones(2, 2)}
     state.step_offset = 7
     state.ddp_sync["probe"] = ["ab", "ab"]
+    state.early_stops["finetune"] = {"stage": "finetune", "rule": "plateau", "epochs": 2, "reason": "r"}
+    state.selection = {"stage": "probe", "score": 0.5, "loss": 1.0, "state": {"head.weight": torch.zeros(2, 2)}}
+    state.ema = {"stage": "finetune", "updates": 3, "weights": {"head.weight": torch.full((2, 2), 0.25)}}
+    state.lr_found["finetune"] = {"lr_head": 0.003, "lr_backbone": None}
     return state
 
 
@@ -29,6 +33,14 @@ def test_a_state_round_trips_through_plain_data_with_its_random_states():
     restored = RunState.from_dict(saved)
     assert restored.stages == {"probe": {"epochs": 2, "val/acc": 0.5}} and restored.step_offset == 7
     assert torch.equal(restored.best_state["head.weight"], torch.ones(2, 2))
+    # the recipe records: a plateau stop, the cross-stage choice, the stage's weight average, lr: auto's rate
+    assert restored.early_stops["finetune"]["rule"] == "plateau" and restored.lr_found["finetune"]["lr_head"] == 0.003
+    assert restored.selection["stage"] == "probe" and torch.equal(
+        restored.selection["state"]["head.weight"], torch.zeros(2, 2)
+    )
+    assert restored.ema["updates"] == 3 and torch.equal(
+        restored.ema["weights"]["head.weight"], torch.full((2, 2), 0.25)
+    )
     RunState.restore_rng(saved)
     assert random.random() == expected, "the random stream continues where it was saved"
 
