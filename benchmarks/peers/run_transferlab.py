@@ -167,6 +167,7 @@ def run_one(
         "wall_s": round(wall, 2),
         "epochs": sum(s["epochs"] or 0 for s in stages.values()),
         "stages": stages,
+        "selection": metrics.get("selection"),  # strategy.final=best: which stage's weights the run ended with
         "same_split_as_export": same_split(run_dir, regime, seed),
         "command": " ".join(cmd[3:]),
         "transferlab_commit": commit,
