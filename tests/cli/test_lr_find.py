@@ -43,7 +43,7 @@ def test_a_later_stage_starts_from_the_earlier_stages_and_keeps_the_backbone_rat
     assert (out / "before" / "metrics.json").is_file(), "the probe ran for real before the sweep"
     assert list(json.loads((out / "before" / "metrics.json").read_text())["stages"]) == ["probe"]
     ratios = result["ratios"]
-    assert ratios["backbone.group4"] == pytest.approx(0.25) and ratios["backbone.group3"] == pytest.approx(0.125)
+    assert ratios["backbone.group3"] == pytest.approx(0.25) and ratios["backbone.group2"] == pytest.approx(0.125)
     lr = result["suggestion"]["lr_head"]
     assert f"strategy.stages.finetune.lr_backbone={lr * 0.25:.3g}" in proc.stdout, proc.stdout
 
