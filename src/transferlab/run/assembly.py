@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
+import torch
 from torch import nn
 
 from transferlab.adapters.apply import apply_adapter
@@ -33,6 +34,7 @@ from transferlab.model.tasks.multitask import MultiTaskHeads
 from transferlab.model.tasks.options import TaskOptions
 from transferlab.regularizers.factory import build_regularizer
 from transferlab.regularizers.source import StartingPoint
+from transferlab.run.auto_recipe import resolve as resolve_auto
 from transferlab.run.spec import RunConfig
 from transferlab.strategies.plan import Plan, compile_plan
 
@@ -193,6 +195,13 @@ def check_task(config: RunConfig, task: Task, data: Any) -> None:
         raise ConfigError(
             f"regularizer={regularizer}: not supported with data=multitask (no single head). Fix: regularizer=none."
         )
+    ridge = [stage.name for stage in config.strategy.stages if stage.head_init is not None]
+    if ridge and not isinstance(task, ClassificationTask):
+        key = f"strategy.stages.{ridge[0]}.head_init"
+        raise ConfigError(
+            f"{key}=ridge: the closed-form probe sets a single-label classifier's head, and this data's task is "
+            f"{type(task).__name__}. Fix: {key}=null."
+        )
     mixing = [stage.name for stage in config.strategy.stages if stage.mixes]
     if mixing:
         key = f"strategy.stages.{mixing[0]}.mixup/cutmix"
@@ -224,13 +233,16 @@ def check_task(config: RunConfig, task: Task, data: Any) -> None:
         )
 
 
-def assemble(config: RunConfig, *, load_weights: bool = True, data: DataMode = "fit") -> RunParts:
+def assemble(
+    config: RunConfig, *, load_weights: bool = True, data: DataMode = "fit", device: torch.device | None = None
+) -> RunParts:
     """Build the run's parts (see the module docstring).
 
     Args:
         config: The typed config.
         load_weights: Load the configured weights (``False``: random init, and no regularizer is built).
         data: ``fit`` / ``test``: set up those splits; ``check``: build the data module without reading data.
+        device: Where ``strategy=auto``'s quick probe runs (default: the CPU).
 
     Returns:
         The parts; the module's head is initialised, its step not yet set.
@@ -241,6 +253,8 @@ def assemble(config: RunConfig, *, load_weights: bool = True, data: DataMode = "
     """
     backbone, start = build_backbone(config, load_weights)
     datamodule = build_data_module(config, backbone.data_config, data)  # type: ignore[attr-defined]
+    # strategy=auto: the recipe is chosen here, from the data just set up (run/auto_recipe.py)
+    config = resolve_auto(config, backbone, datamodule, load_weights=load_weights, device=device or torch.device("cpu"))
     task = build_task(datamodule, backbone.num_features, config.strategy.head_dropout, config.task)  # type: ignore[arg-type]
     check_task(config, task, datamodule)
     monitor, mode = monitor_of(config, task)

@@ -35,6 +35,7 @@ from transferlab.run.distributed import (
 from transferlab.run.ema import keep_better
 from transferlab.run.evaluate import validation_metrics
 from transferlab.run.feature_cache import FeatureCache, cache_blocker, cached_loaders
+from transferlab.run.head_init import ridge_head
 from transferlab.run.lr_auto import find_stage_lr, with_found_rates
 from transferlab.run.outputs import stage_row, write_outputs
 from transferlab.run.recorder import RunRecorder
@@ -104,8 +105,8 @@ def run(cfg: DictConfig | RunConfig, run_dir: Path, resume: bool | str | None = 
     if is_script_launched_ddp(kwargs) and HydraConfig.initialized():
         use_job_command_for_ranks()  # ranks > 0 run this job in this run dir (run/distributed.py)
     pl.seed_everything(config.options.seed, workers=True, verbose=False)
-    parts = assemble(config)
     device = compute_device(kwargs)
+    parts = assemble(config, device=device)
     apply_speed_settings(parts.module, config.trainer.speed, on_gpu=device.type == "cuda")
     placed = parts.data.place_on(device) if isinstance(parts.data, TransferDataModule) else None
     if placed:
@@ -152,6 +153,8 @@ def _run_stages(
         if point is not None and steps[-1][0] < point.step_index:
             continue  # finished before the kill: its row came back with the checkpoint
         stage_start = time.perf_counter()
+        if stage.head_init == "ridge" and (point is None or point.step_index < steps[0][0]):
+            state.head_init[stage.name] = ridge_head(parts, stage.name, device)  # a resume inside: in the weights
         if stage.lr_auto:  # lr: auto: a range test on the weights the stage starts from (once per run)
             if stage.name not in state.lr_found:
                 state.lr_found[stage.name] = find_stage_lr(parts, stage_index, device)
@@ -200,6 +203,8 @@ def _run_stages(
             last_test = _test(trainer, parts, loaders, loggers)
         row = stage_row(state, stage, time.perf_counter() - stage_start, recorder, last_test)
         found = {"lr_found": state.lr_found[stage.name]} if stage.name in state.lr_found else {}
+        if stage.name in state.head_init:
+            found["head_init"] = state.head_init[stage.name]
         state.stages[stage.name] = row | {"carried": carry} | found
     if trainer is None:
         raise RuntimeError("no plan step ran")

@@ -137,8 +137,10 @@ def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContex
 
 
 @torch.no_grad()
-def compute_features(backbone: nn.Module, data: Any, device: torch.device, precision: str) -> dict[str, torch.Tensor]:
-    """Features of every split (in data order, float32 on the CPU) and their labels."""
+def compute_features(
+    backbone: nn.Module, data: Any, device: torch.device, precision: str, splits: tuple[str, ...] = SPLITS
+) -> dict[str, torch.Tensor]:
+    """Features of every split in ``splits`` (in data order, float32 on the CPU) and their labels."""
     was_training = backbone.training
     backbone.eval()
     original = next(backbone.parameters()).device
@@ -146,7 +148,7 @@ def compute_features(backbone: nn.Module, data: Any, device: torch.device, preci
     out: dict[str, torch.Tensor] = {}
     statistics = normalization(backbone.data_config) if hasattr(backbone, "data_config") else None
     try:
-        for split in SPLITS:
+        for split in splits:
             feats, labels = [], []
             for x, y in _ordered_batches(data, split, device):
                 x = x.to(device, non_blocking=True)

@@ -117,7 +117,7 @@ def render_model_card(metrics: Mapping[str, Any], config: Mapping[str, Any], ext
         "",
         f"- **Backbone:** `{metrics['backbone']}`, weights `{backbone.get('weights') or 'random init'}`, "
         f"{metrics.get('total_params', 0):,} parameters",
-        f"- **Strategy:** `{metrics['strategy']}`; task: {kind}",
+        f"- **Strategy:** `{metrics['strategy']}`{_auto_choice(metrics)}; task: {kind}",
         *_data_lines(config.get("data") or {}, extra.get("class_names") or [], extra.get("split_counts")),
         "",
         "## Metrics",
@@ -158,3 +158,11 @@ def write_model_card(run_dir: Path, text: str) -> Path:
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def _auto_choice(metrics: dict[str, Any]) -> str:
+    """`` (chose lp_ft: <reasons>)`` for a ``strategy=auto`` run, else nothing."""
+    choice = metrics.get("strategy_choice")
+    if not choice:
+        return ""
+    return f" (chose `{choice['recipe']}`: {'; '.join(choice['reasons'])})"

@@ -145,6 +145,7 @@ def write_outputs(
         "seconds": round(seconds, 2),
         "final": final,
         "selection": selection,
+        "strategy_choice": None if plan.strategy.choice is None else dict(plan.strategy.choice),
         "stages": state.stages,
         "epochs": state.history,
         # per-class accuracy and confusion counts of the final test (multi-label: per-label AP, F1, thresholds)

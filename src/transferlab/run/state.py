@@ -38,6 +38,7 @@ class RunState:
             "state"}`` of the finished stage whose carried weights scored best on val (``state``: their CPU copy).
         ema: The current stage's weight average: ``{"stage", "updates", "weights"}`` (``run/ema.py``).
         lr_found: Stage → what its ``lr: auto`` range test chose (``{"lr_head", "lr_backbone", ...}``).
+        head_init: Stage → how its ``head_init: ridge`` set the head (penalty, logit scale, val accuracy).
     """
 
     stages: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -51,6 +52,7 @@ class RunState:
     selection: dict[str, Any] | None = None
     ema: dict[str, Any] | None = None
     lr_found: dict[str, dict[str, Any]] = field(default_factory=dict)
+    head_init: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def begin_stage(self, mode: str = "max") -> None:
         """Forget the previous stage's best weights (each stage carries its own best)."""
@@ -74,10 +76,9 @@ class RunState:
             "ddp_sync": copy.deepcopy(self.ddp_sync),
             "early_stops": copy.deepcopy(self.early_stops),
             "selection": self.selection,
-            "ema": _cpu_copy(self.ema),
-            "lr_found": copy.deepcopy(
-                self.lr_found
-            ),  # the live average (a mid-epoch checkpoint holds it as of that step)
+            "ema": _cpu_copy(self.ema),  # the live average (a mid-epoch checkpoint holds it as of that step)
+            "lr_found": copy.deepcopy(self.lr_found),
+            "head_init": copy.deepcopy(self.head_init),
             "rng": rng_state(),
         }
 
@@ -103,6 +104,7 @@ class RunState:
             selection=data.get("selection"),
             ema=data.get("ema"),
             lr_found=copy.deepcopy(data.get("lr_found", {})),
+            head_init=copy.deepcopy(data.get("head_init", {})),
         )
 
     @staticmethod

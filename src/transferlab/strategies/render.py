@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from transferlab.strategies.plan import Plan
@@ -28,6 +29,7 @@ def format_plan(plan: Plan, backbone_name: str = "") -> str:
         f"{_fmt_int(plan.total_params)} parameters (head {_fmt_int(plan.head_params)})",
         "layer groups (stem → top): " + ", ".join(f"{g.name} {_fmt_int(g.num_params)}" for g in plan.groups),
     ]
+    lines += auto_lines(s.choice)
     n_stages = len(s.stages)
     for step in plan.steps:
         st = step.stage
@@ -59,6 +61,25 @@ def format_plan(plan: Plan, backbone_name: str = "") -> str:
     return "\n".join(lines)
 
 
+def auto_lines(choice: Mapping[str, Any] | None) -> list[str]:
+    """``strategy=auto``'s choice: the recipe, why, what it read and the override that pins it."""
+    if not choice:
+        return []
+    inputs = choice["inputs"]
+    read = [
+        f"{inputs['shots']:g} images/class (rarest {inputs['min_shots']})" if inputs.get("shots") is not None else "",
+        f"{inputs['classes']} classes" if inputs.get("classes") else "",
+        f"{inputs['image_size']} px vs {inputs['pretrain_size']} px pretraining" if inputs.get("size_ratio") else "",
+        f"quick probe val acc {inputs['probe_acc']:.3f} in {inputs['probe_seconds']:.1f} s"
+        if inputs.get("probe_acc") is not None
+        else "",
+    ]
+    lines = [f"auto: chose recipe {choice['recipe']} (pin it: {choice['pin']})"]
+    lines += [f"  because {reason}" for reason in choice["reasons"]]
+    lines.append("  read: " + " · ".join(r for r in read if r))
+    return lines
+
+
 def _epochs(stage: StageSpec) -> str:
     if stage.patience is None:
         return f"{stage.epochs} epochs"
@@ -69,6 +90,8 @@ def _epochs(stage: StageSpec) -> str:
 def stage_extras(stage: StageSpec) -> str:
     """The stage's extras in one line (``""`` when none is on): ``lr=auto``, smoothing, mixup/CutMix, EMA."""
     parts = []
+    if stage.head_init == "ridge":
+        parts.append("head_init=ridge (the head starts as a closed-form ridge probe of the frozen features)")
     if stage.lr_auto:
         parts.append("lr=auto (a range test at the stage's start scales the LRs below, their ratios kept)")
     if stage.label_smoothing is not None:
@@ -108,6 +131,7 @@ def plan_to_dict(plan: Plan, backbone_name: str = "") -> dict[str, Any]:
     return {
         "strategy": plan.strategy.name,
         "final": plan.strategy.final,
+        "auto": None if plan.strategy.choice is None else dict(plan.strategy.choice),
         "stages": [
             {"name": st.name, "epochs": st.epochs, "patience": st.patience, "regularisers": stage_extras(st)}
             for st in plan.strategy.stages

@@ -14,6 +14,7 @@ from typing import Any, Literal, get_args
 
 from transferlab.config.readers import read_str
 from transferlab.errors import ConfigError
+from transferlab.strategies.auto import RECIPES, AutoSpec, parse_auto
 from transferlab.strategies.values import EXAMPLES, NULLABLE, UNIT, number, trainable, unit, unknown_key
 
 BnMode = Literal["train", "eval", "frozen"]
@@ -23,6 +24,7 @@ Carry = Literal["best", "last"]
 Params = Literal["all", "bias", "adapter"]
 Init = Literal["pretrained", "random"]
 Final = Literal["best", "last"]
+HeadInit = Literal["ridge"]
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class StageSpec:
         ema_decay: An exponential moving average of the weights, updated every optimizer step with this decay
             (e.g. 0.998); at the end of the stage it is scored on val beside the raw weights and the better is
             carried. ``None`` = off.
+        head_init: ``ridge``: before the stage trains, the head is set to a closed-form ridge probe of the
+            frozen features (penalty and logit scale chosen on val; ``run/head_init.py``), a converged linear
+            probe as LP-FT's paper uses, in one feature pass. ``None`` = the head as the previous stage left it.
     """
 
     name: str
@@ -95,6 +100,7 @@ class StageSpec:
     mix_prob: float = 1.0
     mix_switch_prob: float = 0.5
     ema_decay: float | None = None
+    head_init: HeadInit | None = None
     lr_auto: bool = False
 
     @property
@@ -123,6 +129,10 @@ class StrategySpec:
         final: The model the run ends with (tested, exported): ``best`` = the stage whose carried weights score
             best on the monitored validation metric (ties: lower val/loss, then the earlier stage), so a stage
             that hurts never leaves the run worse than the one before; ``last`` = the last stage's weights.
+        auto: ``strategy=auto``'s rule; then ``stages`` is empty until the assembly chooses one of ``recipes``
+            from the data (``strategies/auto.py``).
+        recipes: ``strategy=auto``'s recipes by name, each a strategy of its own.
+        choice: On the strategy ``auto`` chose: the recipe, its inputs and reasons (``None`` otherwise).
     """
 
     name: str
@@ -132,6 +142,9 @@ class StrategySpec:
     shared_groups: int | None = None
     adapter: dict[str, Any] | None = None
     final: Final = "best"
+    auto: AutoSpec | None = None
+    recipes: Mapping[str, StrategySpec] | None = None
+    choice: Mapping[str, Any] | None = None
 
     @property
     def total_epochs(self) -> int:
@@ -141,7 +154,8 @@ class StrategySpec:
 
 _STAGE_FIELDS = {f.name: f for f in dataclasses.fields(StageSpec) if f.name not in ("name", "lr_auto")}
 _STRATEGY_KEYS = (
-    "name", "init", "head_dropout", "shared_groups", "adapter", "final", "stages", "max_stage_epochs",
+    "name", "init", "head_dropout", "shared_groups", "adapter", "final", "stages", "max_stage_epochs", "auto",
+    "recipes",
 )  # fmt: skip
 _CHOICES: dict[str, tuple[str, ...]] = {
     "bn": get_args(BnMode),
@@ -149,6 +163,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "scheduler": get_args(Scheduler),
     "carry": get_args(Carry),
     "params": get_args(Params),
+    "head_init": get_args(HeadInit),
 }
 
 
@@ -257,6 +272,8 @@ def parse_strategy(raw: Mapping[str, Any], where: str = "strategy") -> StrategyS
     for key in raw:
         if key not in _STRATEGY_KEYS:
             raise unknown_key(where, key, _STRATEGY_KEYS)
+    if raw.get("auto") is not None or raw.get("recipes") is not None:
+        return _parse_auto_strategy(raw, where)
     stages_raw = raw.get("stages")
     if not isinstance(stages_raw, Mapping) or not stages_raw:
         raise ConfigError(
@@ -328,3 +345,37 @@ def parse_strategy(raw: Mapping[str, Any], where: str = "strategy") -> StrategyS
         adapter=None if adapter is None else dict(adapter),
         final=final,
     )
+
+
+def _parse_auto_strategy(raw: Mapping[str, Any], where: str) -> StrategySpec:
+    """``strategy=auto``: the rule and every recipe checked now, the stages chosen later from the data."""
+    if raw.get("auto") is None:
+        raise ConfigError(
+            f"{where}.recipes: recipes are chosen by {where}.auto's rule, which is null here. Fix: strategy=auto."
+        )
+    if raw.get("stages"):
+        raise ConfigError(
+            f"{where}.stages: strategy=auto chooses its stages from the data, among {where}.recipes. Fix: change "
+            f"a recipe ({where}.recipes.lp_ft.stages.finetune.epochs=8), pin one ({where}.auto.recipe=lp_ft), "
+            "or name a strategy (strategy=lp_ft)."
+        )
+    spec = parse_auto(raw["auto"], f"{where}.auto")
+    recipes_raw = raw.get("recipes")
+    if not isinstance(recipes_raw, Mapping) or sorted(recipes_raw) != sorted(RECIPES):
+        got = sorted(recipes_raw) if isinstance(recipes_raw, Mapping) else recipes_raw
+        raise ConfigError(
+            f"{where}.recipes={got!r}: strategy=auto needs exactly the recipes {', '.join(RECIPES)} "
+            f"(conf/strategy/auto.yaml). Fix: strategy=auto, then override inside a recipe."
+        )
+    shared = ("init", "head_dropout", "shared_groups", "adapter", "final", "max_stage_epochs")
+    common = {k: raw[k] for k in shared if raw.get(k) is not None}
+    recipes = {}
+    for name in RECIPES:
+        recipe = recipes_raw[name]
+        here = f"{where}.recipes.{name}"
+        if not isinstance(recipe, Mapping) or list(recipe) != ["stages"]:
+            raise ConfigError(f"{here}: expected {{stages: {{<stage>: {{…}}}}}}; got {recipe!r}. Fix: strategy=auto.")
+        merged = common | {"name": name, "stages": recipe["stages"]}
+        recipes[name] = parse_strategy(merged, here)
+    name = str(read_str(raw, "name", "auto", example="auto", where=where))
+    return dataclasses.replace(recipes["lp_ft"], name=name, stages=(), auto=spec, recipes=recipes)

@@ -33,9 +33,13 @@ EXAMPLES: dict[str, str] = {
     "mix_prob": "1.0",
     "mix_switch_prob": "0.5",
     "ema_decay": "0.998",
+    "head_init": "ridge",
 }
 #: Stage keys that accept ``null`` (off, or "the default of elsewhere").
-NULLABLE = ("lr_backbone", "lr_decay", "unfreeze_every", "unfreeze_max", "patience", "label_smoothing", "ema_decay")
+NULLABLE = (
+    "lr_backbone", "lr_decay", "unfreeze_every", "unfreeze_max", "patience", "label_smoothing", "ema_decay",
+    "head_init",
+)  # fmt: skip
 #: Stage keys holding a probability or a fraction in [0, 1] (``label_smoothing`` in [0, 1)).
 UNIT = ("mix_prob", "mix_switch_prob")
 

@@ -56,9 +56,12 @@ def main(argv: list[str]) -> None:
     from transferlab.run.spec import parse_config
     from transferlab.strategies import format_plan, plan_to_dict
 
-    # The architecture with random weights is enough to count parameters (backbone=checkpoint reads its file
-    # for the architecture); the data is set up for its class count and split sizes.
-    parts = assemble(parse_config(cfg), load_weights=False, data="fit")
+    # The architecture with random weights is enough to count parameters (backbone=checkpoint reads its file for
+    # the architecture); the data is set up for its class count and split sizes. strategy=auto's quick probe
+    # needs the real weights: they are loaded then, so plan shows what train will choose.
+    config = parse_config(cfg)
+    auto = config.strategy.auto
+    parts = assemble(config, load_weights=auto is not None and auto.probe_check, data="fit")
     data, plan, name = parts.data, parts.plan, parts.module.hparams["backbone_name"]
     if args.json:
         print(json.dumps(plan_to_dict(plan, name), indent=2))
