@@ -22,6 +22,7 @@ from transferlab.run.checkpoints import LastCheckpoint
 RULES = [
     "strategy.stages.all.epochs=3",
     "+strategy.stages.top.ema_decay=0.5",
+    "+strategy.stages.top.head_init=ridge",  # a kill between stages redoes it; one inside the stage keeps its head
     "+strategy.stages.all.patience=1",
     "+strategy.stages.all.mixup=0.4",
     "+strategy.stages.all.cutmix=1.0",
