@@ -23,7 +23,7 @@ def _state() -> RunState:
     state.selection = {"stage": "probe", "score": 0.5, "loss": 1.0, "state": {"head.weight": torch.zeros(2, 2)}}
     state.ema = {"stage": "finetune", "updates": 3, "weights": {"head.weight": torch.full((2, 2), 0.25)}}
     state.lr_found["finetune"] = {"lr_head": 0.003, "lr_backbone": None}
-    state.head_init["probe"] = {"penalty": 0.1, "scale": 8.0, "val_acc": 0.75, "seconds": 1.2}
+    state.head_init["probe"] = {"penalty": 0.1, "scale": 8.0, "val_acc": 0.75}
     return state
 
 
@@ -36,7 +36,7 @@ def test_a_state_round_trips_through_plain_data_with_its_random_states():
     assert torch.equal(restored.best_state["head.weight"], torch.ones(2, 2))
     # the recipe records: a plateau stop, the cross-stage choice, the stage's weight average, lr: auto's rate
     assert restored.early_stops["finetune"]["rule"] == "plateau" and restored.lr_found["finetune"]["lr_head"] == 0.003
-    assert restored.head_init["probe"] == {"penalty": 0.1, "scale": 8.0, "val_acc": 0.75, "seconds": 1.2}
+    assert restored.head_init["probe"] == {"penalty": 0.1, "scale": 8.0, "val_acc": 0.75}
     assert restored.selection["stage"] == "probe" and torch.equal(
         restored.selection["state"]["head.weight"], torch.zeros(2, 2)
     )

@@ -197,23 +197,24 @@ def check_task(config: RunConfig, task: Task, data: Any) -> None:
         )
     ridge = [stage.name for stage in config.strategy.stages if stage.head_init is not None]
     if ridge and not isinstance(task, ClassificationTask):
-        key = f"strategy.stages.{ridge[0]}.head_init"
+        key = f"{config.strategy.where}.stages.{ridge[0]}.head_init"
         raise ConfigError(
             f"{key}=ridge: the closed-form probe sets a single-label classifier's head, and this data's task is "
             f"{type(task).__name__}. Fix: {key}=null."
         )
     mixing = [stage.name for stage in config.strategy.stages if stage.mixes]
     if mixing:
-        key = f"strategy.stages.{mixing[0]}.mixup/cutmix"
+        stage_key = f"{config.strategy.where}.stages.{mixing[0]}"
+        key = f"{stage_key}.mixup/cutmix"
         if config.data.get("name") == MULTITASK:
             raise ConfigError(
                 f"{key}: mixup/CutMix mixes the labels of one head; data=multitask has several. "
-                f"Fix: strategy.stages.{mixing[0]}.mixup=0 and strategy.stages.{mixing[0]}.cutmix=0."
+                f"Fix: {stage_key}.mixup=0 and {stage_key}.cutmix=0."
             )
         if config.task.loss == "focal" and not task.describe().get("multi_label"):
             raise ConfigError(
                 f"{key}: mixed batches carry class probabilities, which task.loss=focal does not take. "
-                f"Fix: task.loss=auto, or strategy.stages.{mixing[0]}.mixup=0 and ...cutmix=0."
+                f"Fix: task.loss=auto, or {stage_key}.mixup=0 and ...cutmix=0."
             )
     metric = config.options.optimized_metric
     if metric is not None and metric not in task.metric_names():

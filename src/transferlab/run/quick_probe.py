@@ -1,7 +1,7 @@
 """The quick linear probe ``strategy=auto`` reads: closed-form ridge regression on frozen features, train → val.
 
 One pass of the frozen backbone (eval mode, no grad) over the train and val splits — never test — gives the
-features; each is standardised with the training split's mean and deviation, and a ridge classifier (one-hot
+features, centred on the training split's mean and divided by their RMS, and a ridge classifier (one-hot
 targets, least squares with an L2 penalty, solved exactly in float64) is fitted for a few penalties. The
 probe's score is the best validation accuracy among them: how well the frozen features already separate the
 classes, in seconds and with no training loop, which is what the rule needs (not a model to keep).
@@ -18,7 +18,7 @@ from torch import nn
 
 from transferlab.run.feature_cache import compute_features
 
-#: Ridge penalties, as multiples of the training-set size (with standardised features, ``trace(XᵀX)/d = n``).
+#: Ridge penalties, as multiples of the training-set size (centred features over their RMS: ``trace(XᵀX)/d = n``).
 PENALTIES = (1e-3, 1e-2, 1e-1, 1.0, 10.0)
 
 
@@ -52,9 +52,13 @@ def fit_ridge(
         classes: Number of classes.
     """
     x = train_x.double()
-    mean, std = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-6)
-    x = (x - mean) / std
-    v = (val_x.double() - mean) / std
+    mean = x.mean(0)
+    # One scale for all features (their RMS), not one per feature: a per-feature standardisation would blow
+    # near-constant features up to unit variance, and a head built from it would amplify their noise once the
+    # backbone trains (a ridge-initialised fine-tune diverged that way).
+    rms = float((x - mean).pow(2).mean().sqrt().clamp_min(1e-12))
+    x = (x - mean) / rms
+    v = (val_x.double() - mean) / rms
     targets = torch.nn.functional.one_hot(train_y.long(), classes).double()
     offset = targets.mean(0)
     targets = targets - offset
@@ -72,8 +76,8 @@ def fit_ridge(
             best = (acc, alpha, weights)
     assert best is not None
     acc, alpha, weights = best
-    raw = weights / std[:, None]  # back to raw features: (x - mean) / std @ W = x @ (W / std) - mean/std @ W
-    bias = offset - (mean / std) @ weights
+    raw = weights / rms  # back to raw features: (x - mean) / rms @ W = x @ (W / rms) - mean / rms @ W
+    bias = offset - (mean / rms) @ weights
     return RidgeFit(raw.T.float().contiguous(), bias.float(), alpha, acc)
 
 

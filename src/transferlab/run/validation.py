@@ -170,11 +170,15 @@ def _check_layer_groups(config: Any, report: ValidationReport) -> Any:
         report.add("backbone.name", name, f"backbone.name={name}: cannot be built ({type(err).__name__}: {err}).")
         return None
     infos = GroupIndex(backbone).infos()
-    for stage in config.strategy.stages:  # one stage at a time: a bad pattern in one does not hide another's
-        try:
-            compile_plan(replace(config.strategy, stages=(stage,)), infos, head_params=0)
-        except TransferlabError as err:
-            report.add_error(err, f"strategy.stages.{stage.name}", config.resolved)
+    # strategy=auto: every recipe it may choose is checked (its stages are chosen from the data later)
+    recipes = config.strategy.recipes or {None: config.strategy}
+    for recipe_name, strategy in recipes.items():
+        where = "strategy" if recipe_name is None else f"strategy.recipes.{recipe_name}"
+        for stage in strategy.stages:  # one stage at a time: a bad pattern in one does not hide another's
+            try:
+                compile_plan(replace(strategy, stages=(stage,)), infos, head_params=0)
+            except TransferlabError as err:
+                report.add_error(err, f"{where}.stages.{stage.name}", config.resolved)
     return backbone
 
 
@@ -195,6 +199,8 @@ def _summaries(resolved: Mapping[str, Any], config: Any, data: Any) -> dict[str,
         out["data"] = f"{_group(resolved, 'data').get('name')} ({data.num_classes} classes)"
     if config is not None:
         stages = " → ".join(f"{s.name} {s.epochs} ep" for s in config.strategy.stages)
+        if config.strategy.recipes:  # strategy=auto
+            stages = f"chosen from the data at train time among {' | '.join(config.strategy.recipes)}"
         out["strategy"] = f"{config.strategy.name} ({stages})"
         kwargs = config.trainer.kwargs
         accelerator, devices = kwargs.get("accelerator", "auto"), kwargs.get("devices", 1)

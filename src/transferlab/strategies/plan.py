@@ -200,7 +200,7 @@ def compile_plan(strategy: StrategySpec, groups: Sequence[GroupInfo], head_param
     steps: list[StepPlan] = []
     global_epoch = 0
     for s_index, stage in enumerate(strategy.stages):
-        where = f"strategy.stages.{stage.name}"
+        where = f"{strategy.where}.stages.{stage.name}"
         per_epoch = _trainable_per_epoch(stage, names, where, shared)
         start = 0
         step_index = 0

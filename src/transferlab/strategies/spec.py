@@ -133,6 +133,8 @@ class StrategySpec:
             from the data (``strategies/auto.py``).
         recipes: ``strategy=auto``'s recipes by name, each a strategy of its own.
         choice: On the strategy ``auto`` chose: the recipe, its inputs and reasons (``None`` otherwise).
+        where: The config path of this strategy's stages' parent, for messages (``strategy.recipes.<name>`` for
+            an ``auto`` recipe).
     """
 
     name: str
@@ -145,6 +147,7 @@ class StrategySpec:
     auto: AutoSpec | None = None
     recipes: Mapping[str, StrategySpec] | None = None
     choice: Mapping[str, Any] | None = None
+    where: str = "strategy"
 
     @property
     def total_epochs(self) -> int:
@@ -376,6 +379,6 @@ def _parse_auto_strategy(raw: Mapping[str, Any], where: str) -> StrategySpec:
         if not isinstance(recipe, Mapping) or list(recipe) != ["stages"]:
             raise ConfigError(f"{here}: expected {{stages: {{<stage>: {{…}}}}}}; got {recipe!r}. Fix: strategy=auto.")
         merged = common | {"name": name, "stages": recipe["stages"]}
-        recipes[name] = parse_strategy(merged, here)
+        recipes[name] = dataclasses.replace(parse_strategy(merged, here), where=here)
     name = str(read_str(raw, "name", "auto", example="auto", where=where))
     return dataclasses.replace(recipes["lp_ft"], name=name, stages=(), auto=spec, recipes=recipes)

@@ -66,6 +66,11 @@ def main(argv: list[str]) -> None:
     from transferlab.run.spec import parse_config
 
     config = parse_config(cfg)
+    if config.strategy.auto is not None:  # strategy=auto: test the stages of the recipe the run would choose
+        from transferlab.run.assembly import assemble
+
+        config = replace(config, strategy=assemble(config).plan.strategy)
+        print(f"lr-find: strategy=auto chose {config.strategy.choice['recipe']}")  # type: ignore[index]
     names = [s.name for s in config.strategy.stages]
     stage = args.stage or names[0]
     if stage not in names:
@@ -112,7 +117,7 @@ def _find(config: RunConfig, index: int, out: Path, args: argparse.Namespace) ->
         parts.module, step, loader, device, num_steps=args.steps, min_lr=args.min_lr, max_lr=args.max_lr
     )
     plot(result, out / "lr_find.png")
-    where = f"strategy.stages.{stage.name}"
+    where = f"{strategy.where}.stages.{stage.name}"
     overrides = [f"{where}.lr_head={result.suggestion:.3g}"]
     if stage.lr_backbone is not None:  # keep the stage's backbone/head ratio
         overrides.append(f"{where}.lr_backbone={result.suggestion * stage.lr_backbone / stage.lr_head:.3g}")
