@@ -12,7 +12,7 @@ from pathlib import Path
 SRC = Path(__file__).resolve().parents[1] / "src" / "transferlab"
 #: Layers, lowest first: a package may import its own layer's packages (acyclically) and the layers below.
 LAYERS: list[set[str]] = [
-    {"errors"},
+    {"errors", "_startup"},  # _startup: the process start-up hook transferlab/__init__ installs
     {"config", "rundir"},
     {"backbones"},
     {"adapters"},

@@ -9,7 +9,8 @@ import pytest
 from transferlab.config.compose import compose
 from transferlab.errors import ConfigError
 from transferlab.run.spec import parse_config
-from transferlab.strategies.auto import AutoInputs, choose, needs_probe
+from transferlab.strategies.auto import AutoInputs, needs_probe
+from transferlab.strategies.auto_choice import choose
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,8 @@ from transferlab.errors import ConfigError
 from transferlab.model.tasks.losses import label_counts
 from transferlab.run.quick_probe import quick_probe
 from transferlab.run.spec import RunConfig
-from transferlab.strategies.auto import AutoInputs, choose, needs_probe
+from transferlab.strategies.auto import AutoInputs, needs_probe
+from transferlab.strategies.auto_choice import choose
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,9 @@ validation accuracy of a quick linear probe on the frozen features (``run/quick_
    the chosen recipe get layer-wise decay ``lr_decay`` (earlier groups learn slower: their features were learnt
    at this scale and transfer); smaller inputs leave every group at one rate (early layers must adapt to it).
 
-The choice — recipe, inputs, reasons — travels with the resolved :class:`StrategySpec` (``choice``): the log,
-``plan``, ``metrics.json`` (``strategy_choice``) and the model card show it.
+``strategies/auto_choice.py`` applies the rule to the parsed strategy; the choice — recipe, inputs, reasons —
+travels with the resolved ``StrategySpec`` (``choice``): the log, ``plan``, ``metrics.json``
+(``strategy_choice``) and the model card show it.
 """
 
 from __future__ import annotations
@@ -27,13 +28,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from transferlab.config.readers import check_keys, read_bool, read_float, read_int
 from transferlab.errors import ConfigError
-
-if TYPE_CHECKING:
-    from transferlab.strategies.spec import StrategySpec
 
 #: The recipes the rule chooses from (each one is ``strategy.recipes.<name>``).
 RECIPES = ("probe", "lp_ft", "finetune")
@@ -152,7 +150,7 @@ def needs_probe(spec: AutoSpec, inputs: AutoInputs) -> bool:
     return spec.few_shots < inputs.shots < spec.many_shots
 
 
-def _decide(spec: AutoSpec, inputs: AutoInputs) -> tuple[str, list[str]]:
+def decide(spec: AutoSpec, inputs: AutoInputs) -> tuple[str, list[str]]:
     """The recipe and the reasons, in the rule's order (module docstring)."""
     if spec.recipe is not None:
         return spec.recipe, [f"strategy.auto.recipe={spec.recipe} (set by you)"]
@@ -175,46 +173,3 @@ def _decide(spec: AutoSpec, inputs: AutoInputs) -> tuple[str, list[str]]:
     if score < spec.probe_poor:
         return "finetune", [band, f"{probe} < probe_poor={spec.probe_poor:g}: the features fit poorly; fine-tune all"]
     return "lp_ft", [band, f"{probe}: probe, then fine-tune; the run keeps the better stage on val"]
-
-
-def _with_size_rule(spec: AutoSpec, recipe: StrategySpec, inputs: AutoInputs) -> tuple[StrategySpec, str | None]:
-    """``recipe`` with layer-wise decay on its fine-tuning stages when the inputs are near the pretraining size."""
-    ratio = inputs.size_ratio
-    tuning = [s for s in recipe.stages if s.trainable == "all" and s.lr_decay is None]
-    if ratio is None or not tuning:
-        return recipe, None
-    size = f"inputs {inputs.image_size} px are {ratio:.2f} × the pretraining size {inputs.pretrain_size} px"
-    if ratio < spec.full_size:
-        return recipe, f"{size} (< full_size={spec.full_size:g}): every backbone group at one rate"
-    stages = tuple(
-        dataclasses.replace(s, lr_decay=spec.lr_decay) if any(s is t for t in tuning) else s for s in recipe.stages
-    )
-    reason = f"{size} (≥ full_size={spec.full_size:g}): lr_decay={spec.lr_decay:g} (earlier groups slower)"
-    return dataclasses.replace(recipe, stages=stages), reason
-
-
-def choose(strategy: StrategySpec, inputs: AutoInputs) -> StrategySpec:
-    """The concrete strategy ``strategy=auto`` runs for these inputs, with its ``choice`` record attached.
-
-    Args:
-        strategy: The parsed ``auto`` strategy (``auto`` and ``recipes`` set, no stages of its own).
-        inputs: What the data and the backbone say.
-
-    Returns:
-        The chosen recipe's spec, named ``auto``; ``choice`` holds recipe, inputs, reasons and the pinning override.
-    """
-    spec, recipes = strategy.auto, strategy.recipes
-    assert spec is not None and recipes is not None, "choose() needs strategy=auto"
-    name, reasons = _decide(spec, inputs)
-    chosen, size_reason = _with_size_rule(spec, recipes[name], inputs)
-    if size_reason is not None:
-        reasons.append(size_reason)
-    choice = {
-        "recipe": name,
-        "forced": spec.recipe is not None,
-        "reasons": reasons,
-        "inputs": inputs.as_dict(),
-        "rule": dataclasses.asdict(spec),
-        "pin": f"strategy.auto.recipe={name}",
-    }
-    return dataclasses.replace(chosen, name=strategy.name, auto=None, recipes=None, choice=choice)
