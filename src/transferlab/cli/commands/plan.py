@@ -22,7 +22,8 @@ examples:
 # What plan_to_dict returns; tests/cli/test_plan_json.py checks every key named here against real output.
 JSON_HELP = (
     "print the plan as one JSON object (indented, on stdout) instead of the table: strategy, final (best: the "
-    "run ends with the stage best on val; last), stages ([{name, epochs, patience, regularisers}]), backbone, groups "
+    "run ends with the stage best on val; last), auto (strategy=auto's choice: {recipe, forced, reasons, inputs, "
+    "rule, pin}; null otherwise), stages ([{name, epochs, patience, regularisers}]), backbone, groups "
     "([{name, params}], stem to top), head_params, total_params and epochs, a list with one entry per epoch of "
     "the run ([{epoch, stage, step, trainable_groups, trainable_params, lr: {param group: rate}}]), without the "
     "table's data line"
