@@ -7,13 +7,18 @@ import subprocess
 import sys
 from pathlib import Path
 
-# Small, fast settings that keep the real pipeline (real weights, real Lightning, real Hydra).
+# Small, fast settings that keep the real pipeline (real weights, real Lightning, real Hydra). The tests name the
+# strategy whose stages they address (lp_ft: probe → finetune); the default strategy=auto has its own tests.
 FAST = [
+    "strategy=lp_ft",
     "data.image_size=32",
     "trainer.limit_train_batches=2",
     "trainer.limit_val_batches=1",
     "trainer.enable_progress_bar=false",
 ]
+#: FAST without the strategy: for configs that choose their own (experiment=…, whose strategy a command-line
+#: strategy=… would replace).
+FAST_OWN_STRATEGY = [o for o in FAST if not o.startswith("strategy=")]
 
 
 REPO = Path(__file__).resolve().parents[1]

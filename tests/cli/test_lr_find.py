@@ -12,7 +12,13 @@ from tests.clitools import run_cli
 from transferlab.cli.main import main as cli_main
 from transferlab.run.lr_find import suggest
 
-SMALL = ["backbone=small_cnn", "backbone.weights=null", "data.image_size=16", "trainer.enable_progress_bar=false"]
+SMALL = [
+    "strategy=lp_ft",
+    "backbone=small_cnn",
+    "backbone.weights=null",
+    "data.image_size=16",
+    "trainer.enable_progress_bar=false",
+]
 
 
 def test_the_same_seed_gives_the_same_suggestion_and_the_groups_keep_their_ratio(tmp_path):

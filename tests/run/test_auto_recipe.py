@@ -50,6 +50,12 @@ def test_multi_task_data_needs_a_pinned_recipe():
 
 
 def test_an_explicit_ridge_head_on_multi_label_data_is_refused_before_training():
-    overrides = [*SMALL, "data=synthetic", "data.multi_label=true", "+strategy.stages.probe.head_init=ridge"]
+    overrides = [
+        *SMALL,
+        "strategy=lp_ft",
+        "data=synthetic",
+        "data.multi_label=true",
+        "+strategy.stages.probe.head_init=ridge",
+    ]
     with pytest.raises(ConfigError, match=r"strategy.stages.probe.head_init=ridge: .*Fix: "):
         assemble(parse_config(compose(overrides)))

@@ -15,7 +15,8 @@ from transferlab.run.state import RunState
 
 # small_cnn on the digits: a probe that learns, then a fine-tune that SGD at rate 3 destroys, with a plateau rule
 RUIN = [
-    "backbone=small_cnn", "backbone.weights=null", "data.image_size=16", "trainer.enable_progress_bar=false",
+    "strategy=lp_ft", "backbone=small_cnn", "backbone.weights=null", "data.image_size=16",
+    "trainer.enable_progress_bar=false",
     "strategy.stages.probe.epochs=4", "strategy.stages.probe.lr_head=0.05", "strategy.stages.finetune.epochs=5",
     "strategy.stages.finetune.patience=1", "strategy.stages.finetune.optimizer=sgd",
     "strategy.stages.finetune.lr_head=3", "strategy.stages.finetune.lr_backbone=3",

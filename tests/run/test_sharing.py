@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.clitools import FAST, build_parts
+from tests.clitools import FAST_OWN_STRATEGY, build_parts
 from transferlab.backbones import create_backbone
 from transferlab.cli.common import compose_config
 from transferlab.run.engine import run
@@ -17,14 +17,14 @@ PRETRAIN = ["experiment=pretrain_digits04", "strategy.stages.train.epochs=2", "c
 @pytest.fixture(scope="module")
 def pretrained_run(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("pretrain") / "run"
-    run(compose_config([*FAST, *PRETRAIN]), run_dir)
+    run(compose_config([*FAST_OWN_STRATEGY, *PRETRAIN]), run_dir)
     return run_dir
 
 
 def test_pretraining_exports_a_backbone_that_a_later_run_starts_from(pretrained_run):
     exported = load_file(str(pretrained_run / "model.safetensors"))
     assert exported["head.weight"].shape[0] == 5, "the source task has the five classes 0–4"
-    cfg = compose_config([*FAST, "experiment=transfer_digits59", f"backbone.weights={pretrained_run}"])
+    cfg = compose_config([*FAST_OWN_STRATEGY, "experiment=transfer_digits59", f"backbone.weights={pretrained_run}"])
     module, data, _ = build_parts(cfg)
     assert module.hparams["backbone_name"] == "small_cnn" and data.class_names == ["5", "6", "7", "8", "9"]
     for name, tensor in module.backbone.state_dict().items():
@@ -39,7 +39,7 @@ def test_share_first_k_keeps_groups_below_k_frozen_and_identical_and_reinitialis
     groups = [g.name for g in source.layer_groups()]
     start = {n: t.clone() for n, t in source.state_dict().items()}
     overrides = [
-        *FAST,
+        *FAST_OWN_STRATEGY,
         "experiment=transfer_digits59",
         f"backbone.weights={pretrained_run}",
         "strategy=share_first_k",

@@ -15,7 +15,7 @@ EXAMPLES = """\
 examples:
   transferlab plan                                   # the default job's plan
   transferlab plan strategy=gradual_unfreeze
-  transferlab plan backbone=resnet18 backbone.weights=null strategy.stages.finetune.lr_decay=0.7
+  transferlab plan backbone=resnet18 backbone.weights=null strategy=lp_ft strategy.stages.finetune.lr_decay=0.7
   transferlab plan strategy=lp_ft --json > plan.json
 """
 

@@ -18,7 +18,7 @@ EXAMPLES = """\
 examples:
   transferlab validate                                       # the default job
   transferlab validate backbone=resnet18 data=image_folder "data.root='~/photos'" strategy=gradual_unfreeze
-  transferlab validate data.batch_size=abc strategy.stages.finetune.lr_head=0 +trainer.max_epoch=3
+  transferlab validate strategy=lp_ft data.batch_size=abc strategy.stages.finetune.lr_head=0 +trainer.max_epoch=3
   transferlab validate strategy=lp_ft --json > problems.json
 """
 
