@@ -66,6 +66,7 @@ NULL_DEFAULT_TYPES: dict[str, type] = {
     "strategy.stages.*.label_smoothing": float,
     "strategy.stages.*.ema_decay": float,
     "strategy.stages.*.lr": str,
+    "strategy.auto.recipe": str,
     "trainer.benchmark": bool,
     "trainer.gradient_clip_val": float,
     "trainer.limit_*_batches": float,
@@ -106,6 +107,8 @@ NULLABLE: dict[str, str] = {
     "strategy.stages.*.label_smoothing": "the task group's",
     "strategy.stages.*.ema_decay": "no weight average",
     "strategy.stages.*.lr": "the rates as given",
+    "strategy.auto.recipe": "chosen from the data",
+    "strategy.stages.*.head_init": "the head as the previous stage left it",
     "strategy.adapter.alpha": "2 × rank",
     "trainer.benchmark": "Lightning's default",
     "trainer.deterministic": "Lightning's default",
@@ -180,7 +183,7 @@ BY_TYPE: dict[type, dict[str, str]] = {
     dict: {"type": "3"},
 }
 
-_STAGE = re.compile(r"^strategy\.stages\.[^.]+")
+_STAGE = re.compile(r"^strategy\.(recipes\.[^.]+\.)?stages\.[^.]+")  # strategy=auto's recipes: stages alike
 _TASK = re.compile(r"^data\.tasks\.[^.]+\.")
 
 
@@ -234,7 +237,8 @@ class Key:
         (``strategies/spec.py::parse_stage``) checks every stage's keys alike, so testing ``lr_head`` of each of
         the shipped stages again would only repeat the same check (and CI's time).
         """
-        return re.sub(r"^strategy\.stages\.[^.]+", "strategy.stages.*", self.path), type(self.default).__name__
+        path = re.sub(r"^strategy\.recipes\.[^.]+\.stages\.[^.]+", "strategy.recipes.*.stages.*", self.path)
+        return re.sub(r"^strategy\.stages\.[^.]+", "strategy.stages.*", path), type(self.default).__name__
 
 
 def leaves(node: Any, prefix: str, *, root: bool = True) -> Iterator[tuple[str, Any]]:

@@ -114,7 +114,7 @@ def test_recipes_keep_the_shared_keys_and_check_their_stages():
         ("+strategy.recipes.lp_ft.epochs=3", "strategy.recipes.lp_ft"),
         ("~strategy.recipes.probe", "strategy.recipes="),
         ("+strategy.stages.probe.epochs=3", "strategy.stages"),
-        ("strategy.auto=null", "strategy.recipes"),
+        ("strategy.auto=null", "strategy.auto=null"),
     ],
 )
 def test_bad_values_name_the_key_and_the_fix(override, names):

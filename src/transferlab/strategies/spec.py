@@ -354,7 +354,8 @@ def _parse_auto_strategy(raw: Mapping[str, Any], where: str) -> StrategySpec:
     """``strategy=auto``: the rule and every recipe checked now, the stages chosen later from the data."""
     if raw.get("auto") is None:
         raise ConfigError(
-            f"{where}.recipes: recipes are chosen by {where}.auto's rule, which is null here. Fix: strategy=auto."
+            f"{where}.auto=null: {where}.recipes are chosen by that rule. Fix: strategy=auto (its rule and recipes), "
+            "or name a strategy (strategy=lp_ft)."
         )
     if raw.get("stages"):
         raise ConfigError(
@@ -371,7 +372,8 @@ def _parse_auto_strategy(raw: Mapping[str, Any], where: str) -> StrategySpec:
             f"(conf/strategy/auto.yaml). Fix: strategy=auto, then override inside a recipe."
         )
     shared = ("init", "head_dropout", "shared_groups", "adapter", "final", "max_stage_epochs")
-    common = {k: raw[k] for k in shared if raw.get(k) is not None}
+    common = {k: raw[k] for k in shared if k in raw}
+    parse_strategy({**common, "stages": {"check": {"epochs": 1}}}, where)  # the shared keys, named strategy.<key>
     recipes = {}
     for name in RECIPES:
         recipe = recipes_raw[name]
