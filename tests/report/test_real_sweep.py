@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.clitools import FAST, run_cli
+from tests.clitools import FAST_OWN_STRATEGY, run_cli
 from transferlab.report import read_plot_data
 
 MISSING = "/nonexistent/weights.safetensors"
@@ -23,7 +23,7 @@ TINY = [
     "logger=none",
     "export=false",
     "trainer.limit_test_batches=1",
-    *FAST,
+    *FAST_OWN_STRATEGY,  # TINY names its strategy
 ]
 
 
