@@ -11,7 +11,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from tests.clitools import FAST, REPO, run_cli
+from tests.clitools import FAST, FAST_OWN_STRATEGY, REPO, run_cli
 from tests.run.killer import ENV
 from tests.run.outside import THREE_STAGES
 from transferlab.run.checkpoints import LastCheckpoint
@@ -94,6 +94,35 @@ def test_a_killed_run_resumes_to_the_same_metrics_and_weights(uninterrupted, tmp
     assert metrics["selection"] == full_metrics["selection"]
     assert stages["all"]["epochs"] == 2 and stages["all"]["early_stop"][0]["rule"] == "plateau", stages["all"]
     assert stages["top"]["carried"]["ema"]["updates"] == 4  # 2 epochs × 2 batches (limit_train_batches=2)
+
+
+# strategy=auto, unpinned: the resumed run chooses again from the same data and weights (the quick probe is a
+# closed-form fit), here lp_ft (probe_good raised above the random small_cnn's 0.93), and its ridge head
+AUTO_JOB = [
+    *FAST_OWN_STRATEGY, "strategy=auto", "strategy.auto.probe_good=0.99", "+strategy.max_stage_epochs=2",
+    "backbone=small_cnn", "backbone.weights=null", "data=digits", "data.shots_per_class=12", "data.image_size=16",
+    "callbacks.checkpoint.last_min_interval_s=0", "+callbacks.extra.kill._target_=tests.run.killer.KillAt",
+]  # fmt: skip
+
+
+@pytest.mark.slow  # three small runs
+def test_a_killed_auto_run_resumes_to_the_same_choice_metrics_and_weights(tmp_path):
+    env = {"PYTHONPATH": str(REPO)}
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    assert run_cli("train", *AUTO_JOB, f"hydra.run.dir={full}", cwd=tmp_path, env=env, check=False).returncode == 0
+    proc = run_cli("train", *AUTO_JOB, f"hydra.run.dir={killed}", cwd=tmp_path, env=env | {ENV: "batch:finetune:1:0"},
+                   check=False)  # fmt: skip
+    assert proc.returncode == -9 and not (killed / "metrics.json").exists()
+    proc = run_cli("resume", str(killed), cwd=tmp_path, env=env, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (full_metrics, full_stages, full_weights), (metrics, stages, weights) = _outcome(full), _outcome(killed)
+    timing = ("probe_seconds",)
+    choice = {k: v for k, v in metrics["strategy_choice"]["inputs"].items() if k not in timing}
+    assert choice == {k: v for k, v in full_metrics["strategy_choice"]["inputs"].items() if k not in timing}
+    assert metrics["strategy_choice"]["recipe"] == full_metrics["strategy_choice"]["recipe"] == "lp_ft"
+    assert "head_init" in stages["probe"] and stages == full_stages
+    assert metrics["final"] == full_metrics["final"] and metrics["epochs"] == full_metrics["epochs"]
+    assert all(torch.equal(weights[k], full_weights[k]) for k in full_weights), "weights differ after resume"
 
 
 def test_resume_refuses_a_dir_without_checkpoints_and_a_finished_dir_is_kept(uninterrupted, tmp_path):
