@@ -16,7 +16,7 @@ LAYERS: list[set[str]] = [
     {"config", "rundir"},
     {"backbones"},
     {"adapters"},
-    {"strategies", "data"},
+    {"strategies", "data", "ranking"},
     {"regularizers"},
     {"model"},
     {"deploy"},

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 FORMAT = "transferlab.features.v1"
 # Data keys that change how batches are served, not which images or how they are preprocessed.
-_LOADER_ONLY_KEYS = ("batch_size", "num_workers", "pin_memory", "on_device", "sampler", "decoded_cache")
+LOADER_ONLY_KEYS = ("batch_size", "num_workers", "pin_memory", "on_device", "sampler", "decoded_cache")
 
 
 def label_tensor(labels: torch.Tensor) -> torch.Tensor:
@@ -111,7 +111,7 @@ def cache_key(
     backbone: nn.Module, data_cfg: Mapping[str, Any], data: Any, precision: str, layer: str = "forward_features"
 ) -> str:
     """SHA-256 key of everything that changes the cached features (see the module docstring)."""
-    selection = {k: v for k, v in sorted(data_cfg.items()) if k not in _LOADER_ONLY_KEYS}
+    selection = {k: v for k, v in sorted(data_cfg.items()) if k not in LOADER_ONLY_KEYS}
     parts = {
         "format": FORMAT,
         "backbone": str(getattr(backbone, "name", type(backbone).__name__)),
