@@ -236,4 +236,4 @@ def rank_candidates(
 
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split()) or "no detail"
-    return f"{type(err).__name__}: {text[:300]}"
+    return f"{type(err).__name__}: {text[:600]}"

@@ -57,16 +57,21 @@ def split_backbone_sweep(overrides: list[str]) -> tuple[list[str], list[str] | N
     return rest, swept
 
 
-def _out_dir(configured: str | None, output_root: str) -> Path:
-    from transferlab.rundir.claim import claim_new_dir
+def _check_out(configured: str | None) -> None:
+    """Refuse a ``ranking.out`` that holds anything, before any work (nothing is ever written over)."""
+    out = None if configured is None else Path(configured).expanduser()
+    if out is not None and out.exists() and (not out.is_dir() or any(out.iterdir())):
+        fail(f"ranking.out={out}: exists and is not an empty dir; nothing was written. Fix: another ranking.out.")
+
+
+def _claim_out(configured: str | None, output_root: str, started: str) -> Path:
+    """The output dir, created when there is something to write (a stopped ranking leaves no empty dir)."""
+    from transferlab.rundir.claim import claim_new_dir, ensure_writable_dir
 
     if configured is None:
-        return claim_new_dir(Path(output_root) / "rank" / time.strftime("%Y-%m-%d_%H-%M-%S"), "ranking.out")
-    out = Path(configured).expanduser()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        fail(f"ranking.out={out}: exists and is not an empty dir; nothing was written. Fix: another ranking.out.")
-    out.mkdir(parents=True, exist_ok=True)
-    return out
+        return claim_new_dir(Path(output_root) / "rank" / started, "ranking.out")
+    _check_out(configured)
+    return ensure_writable_dir(Path(configured).expanduser(), "ranking.out")
 
 
 @user_errors_exit
@@ -104,9 +109,10 @@ def run(cfg: Any, candidates_raw: Any, ranking_raw: Any, command: str) -> None:
     check_sources(candidates, options.estimators)
     _, augmented = without_augmentation(config)
     notes = ["data.augment was on: ranking scores un-augmented features"] if augmented else []
-    out = _out_dir(options.out, str(config.resolved.get("paths", {}).get("output_root", "outputs")))
+    _check_out(options.out)
+    started = time.strftime("%Y-%m-%d_%H-%M-%S")
     names = ", ".join(options.estimators)
-    print(f"rank: {len(candidates)} candidate(s), estimators {names}; data={config.data.get('name')} → {out}")
+    print(f"rank: {len(candidates)} candidate(s), estimators {names}; data={config.data.get('name')}")
     device = compute_device(config.trainer.kwargs)
     rows = rank_candidates(config, candidates, options, device)
     tuned = finetuned(rows, config.data, Path(options.runs).expanduser() if options.runs else None)
@@ -115,6 +121,7 @@ def run(cfg: Any, candidates_raw: Any, ranking_raw: Any, command: str) -> None:
     for row in rows:
         for estimator, reason in row.skipped.items():
             print(f"  {row.candidate.label}: {estimator} skipped: {reason}")
+    out = _claim_out(options.out, str(config.resolved.get("paths", {}).get("output_root", "outputs")), started)
     paths = write_outputs(out, rows, options.estimators, tuned, command, notes)
     print(f"\nwrote {', '.join(str(p) for p in paths)}")
     failed = [r for r in rows if r.error]
