@@ -25,6 +25,7 @@ def test_usage_lists_every_command_module_once_with_its_summary(capsys):
         "ls",
         "resume",
         "report",
+        "rank",
     }
 
 

@@ -21,6 +21,7 @@ examples:
   transferlab train -m strategy=feature_extraction,finetune,lp_ft seed=0,1,2
   transferlab validate data=image_folder "data.root='~/photos'" strategy=gradual_unfreeze
   transferlab plan strategy=gradual_unfreeze
+  transferlab rank 'candidates=[efficientnet_lite0,efficientnet_lite2,small_cnn]'
   transferlab eval outputs/train/runs/<time>
   transferlab ls backbone
   transferlab report outputs/train/multiruns/<time>
