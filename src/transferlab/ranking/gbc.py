@@ -29,13 +29,12 @@ def principal_components(f: torch.Tensor, dims: int | None) -> torch.Tensor:
     centred = f - f.mean(0)
     if dims is None or dims >= min(centred.shape):
         return centred
-    if len(centred) > centred.shape[1]:  # many samples: the d × d covariance's eigenvectors are cheaper
+    if len(centred) > centred.shape[1]:  # many samples: the d × d covariance's eigenvectors
         _, vectors = torch.linalg.eigh(centred.T @ centred)
-        axes = vectors[:, -dims:].flip(1)
-    else:
-        _, _, vh = torch.linalg.svd(centred, full_matrices=False)
-        axes = vh[:dims].T
-    return centred @ axes
+        return centred @ vectors[:, -dims:].flip(1)
+    # few samples: the n × n Gram matrix's eigenvectors are the scores' directions (U S of the SVD)
+    values, vectors = torch.linalg.eigh(centred @ centred.T)
+    return vectors[:, -dims:].flip(1) * values[-dims:].flip(0).clamp_min(0).sqrt()
 
 
 def gbc(features: torch.Tensor, labels: torch.Tensor, dims: int | None = 64, gaussian: Gaussian = "spherical") -> float:
