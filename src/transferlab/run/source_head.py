@@ -13,6 +13,7 @@ over source classes: they are reported as having no source classifier, with the 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -64,6 +65,12 @@ def _from_tensors(tensors: dict[str, torch.Tensor], width: int | None, where: st
     return SourceHead(None, None, f"{where} holds no classifier{on} (no head.weight)")
 
 
+@lru_cache(maxsize=len(PACKAGED))
+def _packaged_classifier(name: str) -> dict[str, torch.Tensor]:
+    """The ``classifier.*`` tensors of a package's weights (read once per process: a sweep ranks several)."""
+    return {k: v for k, v in load_packaged_state_dict(name).items() if k.startswith("classifier.")}
+
+
 def source_head(backbone: BackboneChoice, width: int | None) -> SourceHead:
     """The source classifier of ``backbone``'s weights (see the module docstring).
 
@@ -82,9 +89,6 @@ def source_head(backbone: BackboneChoice, width: int | None) -> SourceHead:
     if weights == "package":
         if backbone.name not in PACKAGED:
             return SourceHead(None, None, f"{backbone.name} has no packaged classifier")
-        state = load_packaged_state_dict(backbone.name)
-        return _from_tensors(
-            {k: v for k, v in state.items() if k.startswith("classifier.")}, width, "the package's ImageNet head"
-        )
+        return _from_tensors(_packaged_classifier(backbone.name), width, "the package's ImageNet head")
     file = read_weights_file(weights)
     return _from_tensors(file.tensors, width, str(file.path))
