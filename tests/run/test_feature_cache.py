@@ -145,3 +145,32 @@ def test_an_edited_image_under_the_same_config_gets_a_new_cache_key(tiny_backbon
     Image.new("RGB", (8, 8), (255, 255, 255)).save(edited)
     os.utime(edited, ns=(1, 1))  # a new mtime even on a coarse clock
     assert key() != before, "an edited image must not be served the old features"
+
+
+def test_splits_are_cached_one_by_one_and_a_later_get_computes_only_the_missing(tiny_backbone, tmp_path, monkeypatch):
+    from transferlab.backbones.base import DataConfig
+    from transferlab.run.feature_cache import FeatureCache, compute_features
+
+    data_cfg = {"name": "synthetic", "num_classes": 3, "image_size": 16, "batch_size": 8, "seed": 0}
+    data = build_data(data_cfg, DataConfig(input_size=16))
+    data.setup("fit")
+    cpu = torch.device("cpu")
+    first = FeatureCache(tmp_path).get(tiny_backbone, data, data_cfg, cpu, "32-true", splits=("train",))
+    (file,) = tmp_path.glob("*.safetensors")
+    assert first.source == "computed" and set(load_file(str(file))) == {"train.features", "train.labels"}
+    calls: list[tuple[str, ...]] = []
+    real = compute_features
+
+    def counting(*args, splits, **kwargs):
+        calls.append(splits)
+        return real(*args, splits=splits, **kwargs)
+
+    monkeypatch.setattr("transferlab.run.feature_cache.compute_features", counting)
+    full = FeatureCache(tmp_path).get(tiny_backbone, data, data_cfg, cpu, "32-true")
+    again = FeatureCache(tmp_path).get(tiny_backbone, data, data_cfg, cpu, "32-true")
+    assert calls == [("val", "test")] and full.source == "disk+computed" and again.source == "disk", calls
+    assert torch.equal(full.tensors["train.features"], first.tensors["train.features"])
+    assert set(load_file(str(file))) == {f"{s}.{p}" for s in ("train", "val", "test") for p in ("features", "labels")}
+    live = real(tiny_backbone, data, cpu, "32-true")
+    for name, tensor in live.items():
+        torch.testing.assert_close(again.tensors[name], tensor, msg=name)

@@ -68,7 +68,11 @@ class FeatureDataset(Dataset):
 
 @dataclass
 class CachedFeatures:
-    """Features and labels of every split, and where they came from (``computed`` / ``memory`` / ``disk``)."""
+    """Features and labels of the splits asked for (and any others held), and where they came from.
+
+    ``source``: ``computed``, ``memory``, ``disk``, or ``memory+computed`` / ``disk+computed`` when some splits
+    were held and the others computed.
+    """
 
     key: str
     tensors: dict[str, torch.Tensor]
@@ -182,6 +186,10 @@ def _ordered_batches(data: Any, split: str, device: torch.device) -> Iterator[tu
     yield from loader
 
 
+def _names(splits: tuple[str, ...]) -> set[str]:
+    return {f"{s}.{part}" for s in splits for part in ("features", "labels")}
+
+
 class FeatureCache:
     """In-memory and on-disk store of :class:`CachedFeatures` (one per key).
 
@@ -201,8 +209,13 @@ class FeatureCache:
         device: torch.device,
         precision: str,
         write: bool = True,
+        splits: tuple[str, ...] = SPLITS,
     ) -> CachedFeatures:
-        """Features for this backbone state and data: from memory, from disk, or computed (and stored).
+        """Features of ``splits`` for this backbone state and data: from memory, from disk, or computed.
+
+        Splits are kept one by one under the same key: ``transferlab rank`` stores the training split only, and
+        a later run with this key reads it and computes just the splits it lacks (``source`` then reads
+        ``disk+computed``), writing the file back with all of them.
 
         Args:
             backbone: The frozen backbone.
@@ -211,20 +224,19 @@ class FeatureCache:
             device: Where to compute features.
             precision: The run's resolved precision (part of the key; sets autocast).
             write: Whether this process writes the disk file (rank 0 under DDP).
+            splits: The splits needed.
         """
         start = time.perf_counter()
         key = cache_key(backbone, data_cfg, data, precision)
-        if key in self._memory:
-            cached = self._memory[key]
-            return CachedFeatures(key, cached.tensors, "memory", time.perf_counter() - start)
-        tensors = self._read(key)
-        source = "disk"
-        if tensors is None:
-            tensors = compute_features(backbone, data, device, precision)
-            source = "computed"
+        stored = self._memory.get(key)
+        have, origin = (dict(stored.tensors), "memory") if stored is not None else (self._read(key), "disk")
+        missing = tuple(s for s in splits if f"{s}.features" not in have)
+        if missing:
+            origin = f"{origin}+computed" if have else "computed"
+            have |= compute_features(backbone, data, device, precision, splits=missing)
             if write:
-                self._write(key, tensors)
-        cached = CachedFeatures(key, tensors, source, time.perf_counter() - start)
+                self._write(key, have)
+        cached = CachedFeatures(key, have, origin, time.perf_counter() - start)
         self._memory[key] = cached
         return cached
 
@@ -232,19 +244,18 @@ class FeatureCache:
         """The disk file of ``key`` (``None`` for a memory-only cache)."""
         return None if self.directory is None else self.directory / f"{key}.safetensors"
 
-    def _read(self, key: str) -> dict[str, torch.Tensor] | None:
+    def _read(self, key: str) -> dict[str, torch.Tensor]:
+        """The complete splits (features and labels) of the disk file; none for no file or an unreadable one."""
         path = self.path(key)
         if path is None or not path.is_file():
-            return None
+            return {}
         try:
             tensors = load_file(str(path))
         except Exception as err:  # a truncated or foreign file: recompute rather than fail the run
             log.warning("feature cache: %s is unreadable (%s); recomputing", path, err)
-            return None
-        if not all(f"{s}.{part}" in tensors for s in SPLITS for part in ("features", "labels")):
-            log.warning("feature cache: %s lacks some splits; recomputing", path)
-            return None
-        return tensors
+            return {}
+        complete = [s for s in SPLITS if f"{s}.features" in tensors and f"{s}.labels" in tensors]
+        return {name: tensors[name] for name in _names(tuple(complete))}
 
     def _write(self, key: str, tensors: dict[str, torch.Tensor]) -> None:
         path = self.path(key)

@@ -1,11 +1,12 @@
 """Rank candidate backbones on the target data by transferability estimators, before any fine-tuning.
 
 For each candidate the run's own assembly builds the pure pretrained backbone (no adapter, sharing or
-re-initialisation) and the data with that backbone's preprocessing; the frozen features of every split come
-from the run's :class:`~transferlab.run.feature_cache.FeatureCache` — the same key and file a
-feature-extraction or LP-FT run with these settings reads, so a later run reuses them. The estimators score
-the training split (never test). Augmentation is switched off for ranking: estimators score clean features,
-and augmented batches could not be cached.
+re-initialisation) and the data with that backbone's preprocessing; the frozen features of the training split
+come from the run's :class:`~transferlab.run.feature_cache.FeatureCache` — the same key and file a
+feature-extraction or LP-FT run with these settings reads. The estimators score the training split (never
+val or test), so only that split is computed and cached; a later run reads it and computes the rest.
+Augmentation is switched off for ranking: estimators score clean features, and augmented batches could not
+be cached.
 
 A candidate whose backbone cannot be built or whose features cannot be computed becomes a row with its error;
 the others are still ranked. Problems of the data itself (a single class, several tasks) stop the ranking.
@@ -188,7 +189,7 @@ def rank_candidate(
     check_data(run_config, data)
     precision = str(run_config.trainer.kwargs["precision"])
     try:
-        cached = cache.get(backbone, data, run_config.data, device, precision)
+        cached = cache.get(backbone, data, run_config.data, device, precision, splits=("train",))
         features = check_features(cached.tensors["train.features"], cached.tensors["train.labels"], "features")
     except Exception as err:
         row.error = f"its features could not be computed: {_one_line(err)}"
