@@ -168,9 +168,18 @@ def _score(row: RankRow, options: RankOptions, inputs: ScoreInputs, multi_label:
 
 
 def rank_candidate(
-    config: RunConfig, candidate: Candidate, options: RankOptions, cache: FeatureCache, device: torch.device
+    config: RunConfig,
+    candidate: Candidate,
+    options: RankOptions,
+    cache: FeatureCache,
+    device: torch.device,
+    data_modules: dict[str, Any] | None = None,
 ) -> RankRow:
     """Features and scores of one candidate (see the module docstring).
+
+    ``data_modules`` keeps set-up data by preprocessing (``repr`` of the backbone's ``data_config``): candidates
+    that preprocess alike (the EfficientNet-Lites at one image size) share one data module, as the splits and
+    images are then the same.
 
     Raises:
         ConfigError, DataError: For data the estimators cannot score (:func:`check_data`).
@@ -185,7 +194,12 @@ def rank_candidate(
         row.error = f"the backbone could not be built: {_one_line(err)}"
         return row
     row.architecture, row.width = str(getattr(backbone, "name", candidate.backbone.name)), int(backbone.num_features)
-    data = build_data_module(run_config, backbone.data_config, "fit")  # type: ignore[attr-defined]
+    preprocessing = repr(backbone.data_config)  # type: ignore[attr-defined]
+    data = (data_modules or {}).get(preprocessing)
+    if data is None:
+        data = build_data_module(run_config, backbone.data_config, "fit")  # type: ignore[attr-defined]
+        if data_modules is not None:
+            data_modules[preprocessing] = data
     check_data(run_config, data)
     precision = str(run_config.trainer.kwargs["precision"])
     try:
@@ -220,9 +234,9 @@ def rank_candidates(
     config, _ = without_augmentation(config)
     directory = config.options.feature_cache.dir if config.options.feature_cache.enabled else None
     cache = FeatureCache(directory)
-    rows = []
+    rows, data_modules = [], {}
     for i, candidate in enumerate(candidates, 1):
-        row = rank_candidate(config, candidate, options, cache, device)
+        row = rank_candidate(config, candidate, options, cache, device, data_modules)
         rows.append(row)
         if row.error:
             progress(f"rank: [{i}/{len(candidates)}] {candidate.label}: FAILED, {row.error}")
