@@ -1,4 +1,5 @@
-"""Every ``transferlab train|validate|plan|eval|rank`` command in README.md's and docs/*.md's code blocks works as written.
+"""Every ``transferlab train|validate|plan|eval|rank`` command in README.md's and docs/*.md's code blocks works
+as written.
 
 Each command line is split as a shell would (``shlex``), its overrides are taken out as the command would take
 them (Hydra's own argument parser for ``train``, the command's parser for the others), and every override must
