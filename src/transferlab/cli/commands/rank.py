@@ -26,9 +26,10 @@ examples:
 DESCRIPTION = (
     "Compose the config as 'transferlab train' would (the same data, trainer and feature_cache overrides) plus "
     "'candidates' and 'ranking.*' (conf/rank.yaml). For each candidate: build the pretrained backbone and the "
-    "data with its preprocessing, compute the frozen features of every split through the feature cache (a later "
-    "feature-extraction or LP-FT run with the same settings reads them), score the training split with each "
-    "estimator, and print one line. Then print the table (score and rank per estimator, seconds, and the test "
+    "data with its preprocessing, compute the frozen features of the training split through the feature cache (a "
+    "later feature-extraction or LP-FT run with the same settings reads them and computes only val and test), "
+    "score them with each estimator, and print one line. Then print the table (score and rank per estimator, "
+    "seconds, and the test "
     "accuracy of finished runs of that candidate on the same data under ranking.runs) and write ranking.csv, "
     "ranking.md and ranking.json. A candidate that cannot be scored is listed with its error and the command "
     "exits with status 1; bad candidates, estimators or data stop it before any feature is computed (status 2)."
