@@ -58,6 +58,18 @@ def test_ledoit_wolf_of_one_dimension_does_not_shrink():
     assert np.allclose(covariance.numpy(), want_covariance), f"d=1: {covariance} vs sklearn {want_covariance}"
 
 
+@pytest.mark.parametrize("seed", [4, 6])
+def test_full_shrinkage_scores_zero(seed):
+    """Isotropic noise that Ledoit–Wolf shrinks completely (α = 1) has no between-class signal left."""
+    f = torch.tensor(np.random.default_rng(seed).standard_normal((40, 30)))
+    y = torch.arange(40) % 4
+    _, alpha = ledoit_wolf(f - f.mean(0))
+    _, want_alpha = R.ledoit_wolf(f - f.mean(0))
+    assert alpha == want_alpha == 1.0, f"seed={seed}: alpha={alpha!r}, sklearn={want_alpha!r}; the case needs 1"
+    got, want = h_score(f, y), R.h_score(f, y)
+    assert got == want == 0.0, f"seed={seed}: alpha=1 but hscore={got!r}, reference={want!r}, expected 0"
+
+
 @pytest.mark.parametrize("case", [c for c in CASES if c.n <= c.d], ids=lambda c: c.id)
 def test_plain_score_saturates_at_classes_minus_one_with_fewer_samples_than_dimensions(case):
     """The pathology the shrinkage fixes: with n ≤ d any features "explain" the labels perfectly."""
